@@ -1,0 +1,478 @@
+"""Zygote's interface on JAX: ``gradient``, ``withgradient``, ``pullback``, ``jacobian``,
+``hessian``, and implicit parameters (``params``, ``Params``, ``Grads``).
+
+Explicit mode differentiates with respect to the arguments::
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> fx.gradient(lambda x, y: (x * y).sum(), jnp.array([1.0, 2.0]), 3.0)
+    (Array([3., 3.], dtype=float32), Array(3., dtype=float32, weak_type=True))
+
+Implicit mode (Flux v0.12, the tutorial's) differentiates a zero-argument function with
+respect to a collection of a model's arrays::
+
+    >>> m = fx.Dense(jnp.array([[2.0]]), jnp.array([0.0]))
+    >>> ps = fx.params(m)
+    >>> gs = fx.gradient(lambda: m(jnp.array([[3.0]])).sum(), ps)
+    >>> gs[m.weight]
+    Array([[3.]], dtype=float32)
+
+How implicit gradients work: JAX arrays are values, so a ``Params`` holds *slots* (a module
+and an attribute), not arrays. ``gradient`` binds traced values into the slots, calls your
+function, and restores the old arrays in a ``finally`` — no tracer is left in a module even
+when your function raises.
+
+Gradients of arrays the function does not use are **zeros** (JAX's convention), never
+``None``; ``update`` and ``train`` therefore still advance the optimiser state of such
+arrays (Zygote returns ``nothing`` and Flux skips them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .module import Module, Slot, is_array, live_modules, walk
+
+__all__ = [
+    "Params",
+    "Grads",
+    "params",
+    "gradient",
+    "withgradient",
+    "pullback",
+    "jacobian",
+    "hessian",
+]
+
+
+class Param:
+    """One parameter of a ``Params``: every slot that holds the same array (tied weights)."""
+
+    __slots__ = ("slots",)
+
+    def __init__(self, slots: list[Slot]) -> None:
+        self.slots = slots
+
+    def get(self) -> Any:
+        return self.slots[0].get()
+
+    def set(self, value: Any) -> None:
+        for s in self.slots:
+            s.set(value)
+
+    def key(self) -> tuple[int, tuple[Any, ...]]:
+        return self.slots[0].key()
+
+    def label(self) -> str:
+        return self.slots[0].label()
+
+
+def _group(triples: Iterator[tuple[Module, tuple[Any, ...], Any]]) -> list[Param]:
+    """Group (owner, path, array) triples by array identity, keeping first-seen order."""
+    by_id: dict[int, Param] = {}
+    out: list[Param] = []
+    for owner, path, arr in triples:
+        p = by_id.get(id(arr))
+        if p is None:
+            p = by_id[id(arr)] = Param([Slot(owner, path)])
+            out.append(p)
+        else:
+            p.slots.append(Slot(owner, path))
+    return out
+
+
+class Params:
+    """An ordered set of a model's trainable arrays, held by slot (Zygote's ``Params``).
+
+    ``fx.params(m)`` collects every trainable array of ``m`` depth-first in attribute order
+    (``Dense`` → weight, bias; ``Chain`` → layer order), an array shared by two layers once.
+    ``ps.add(x)`` / ``ps.remove(x)`` take a layer or one of its arrays (Flux's ``push!`` /
+    ``delete!``); iteration yields the arrays the slots hold now.
+
+    >>> import fluxjax as fx
+    >>> m = fx.Chain(fx.Dense(1, 4), fx.Dense(4, 1))
+    >>> ps = fx.params(m[1])
+    >>> len(ps), [p.shape for p in ps]
+    (2, [(1, 4), (1,)])
+    >>> ps.add(m[0].weight); len(ps)
+    3
+    >>> ps.remove(m[1]); [p.shape for p in ps]
+    [(4, 1)]
+    """
+
+    def __init__(self, entries: list[Param] | None = None, roots: list[Any] | None = None):
+        self._entries: list[Param] = list(entries or [])
+        self.roots: list[Any] = list(roots or [])
+        self.version = 0  # bumped by add/remove, so train can tell a changed collection
+
+    # -- set behaviour ---------------------------------------------------------------
+    def _index(self, x: Any) -> int | None:
+        for i, p in enumerate(self._entries):
+            for s in p.slots:
+                if s.get() is x:
+                    return i
+        return None
+
+    def add(self, *xs: Any) -> Params:
+        """Add layers, arrays held by a module, or other ``Params`` (no duplicates)."""
+        for x in xs:
+            for p in _entries_of(x):
+                if not any(_same(p, q) for q in self._entries):
+                    self._entries.append(p)
+            if isinstance(x, Module):
+                self.roots.append(x)
+        self.version += 1
+        return self
+
+    def remove(self, *xs: Any) -> Params:
+        """Remove layers (all their arrays) or single arrays from the collection."""
+        for x in xs:
+            if isinstance(x, Module | Params):
+                drop = [p.key() for p in _entries_of(x)]
+                self._entries = [p for p in self._entries if p.key() not in drop]
+            else:
+                i = self._index(x)
+                if i is None:
+                    raise KeyError(f"Params.remove: the array of shape {_shape(x)} is not in ps")
+                del self._entries[i]
+        self.version += 1
+        return self
+
+    push = add
+    delete = remove
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Any]:
+        return (p.get() for p in self._entries)
+
+    def __getitem__(self, i: int) -> Any:
+        return self._entries[i].get()
+
+    def __contains__(self, x: Any) -> bool:
+        return self._index(x) is not None
+
+    def __repr__(self) -> str:
+        shapes = ", ".join("×".join(map(str, p.get().shape)) or "scalar" for p in self._entries)
+        return f"Params([{shapes}])"
+
+    @property
+    def entries(self) -> list[Param]:
+        """The parameters as slot groups, in order (used by ``update`` and ``train``)."""
+        return self._entries
+
+
+def _same(p: Param, q: Param) -> bool:
+    return p.get() is q.get() or p.key() == q.key()
+
+
+def _shape(x: Any) -> Any:
+    return tuple(getattr(x, "shape", ())) or type(x).__name__
+
+
+def _entries_of(x: Any) -> list[Param]:
+    if isinstance(x, Params):
+        return list(x.entries)
+    if isinstance(x, Module):
+        return _group(walk(x, trainable_only=True))
+    if isinstance(x, list | tuple):
+        return [p for v in x for p in _entries_of(v)]
+    if is_array(x):
+        slots = [
+            Slot(owner, path)
+            for m in live_modules()
+            for owner, path, a in walk(m, trainable_only=False)
+            if a is x and owner is m
+        ]
+        if not slots:
+            raise ValueError(
+                f"params: the array of shape {_shape(x)} is not held by any fluxjax module. "
+                "JAX arrays are values, so fluxjax trains the place that holds an array: keep "
+                "it in a module attribute (e.g. layer.weight) and pass that array or the layer."
+            )
+        return [Param(slots)]
+    raise TypeError(
+        f"params: cannot collect parameters from {type(x).__name__}; pass layers, Chains, "
+        "arrays held by a layer, or Params."
+    )
+
+
+def params(*xs: Any) -> Params:
+    """Collect the trainable arrays of models (and arrays held by models) into ``Params``.
+
+    >>> import fluxjax as fx
+    >>> m = fx.Chain(fx.Dense(1, 4), fx.Dense(4, 1))
+    >>> [p.shape for p in fx.params(m)]
+    [(4, 1), (4,), (1, 4), (1,)]
+    """
+    return Params().add(*xs)
+
+
+class Grads:
+    """Gradients of a ``Params``: ``gs[array]`` by the array a slot holds, iteration in
+    parameter order, and ``+``, ``-``, scalar ``*`` and ``/`` giving new ``Grads``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.Dense(jnp.array([[2.0]]), jnp.array([1.0]))
+    >>> gs = fx.gradient(lambda: m(jnp.array([[3.0]])).sum(), fx.params(m))
+    >>> [g.tolist() for g in 2 * gs]
+    [[[6.0]], [2.0]]
+    """
+
+    def __init__(self, ps: Params, grads: list[Any]) -> None:
+        self.params = ps
+        self._grads = list(grads)
+
+    def _find(self, x: Any) -> int:
+        if isinstance(x, int) and not isinstance(x, bool):
+            return x
+        i = self.params._index(x)
+        if i is None:
+            raise KeyError(
+                f"Grads: no gradient for the array of shape {_shape(x)}: it is not in these "
+                "Params (or training has replaced it since; look it up through the model, "
+                "e.g. gs[m[0].weight])."
+            )
+        return i
+
+    def __getitem__(self, x: Any) -> Any:
+        return self._grads[self._find(x)]
+
+    def __setitem__(self, x: Any, g: Any) -> None:
+        self._grads[self._find(x)] = g
+
+    def __contains__(self, x: Any) -> bool:
+        return x in self.params
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._grads)
+
+    def __len__(self) -> int:
+        return len(self._grads)
+
+    def keys(self) -> Params:
+        return self.params
+
+    def values(self) -> list[Any]:
+        return list(self._grads)
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return list(zip(self.params, self._grads))
+
+    def _combine(self, other: Any, op: Callable[[Any, Any], Any]) -> Grads:
+        if isinstance(other, Grads):
+            mine = [p.key() for p in self.params.entries]
+            theirs = [p.key() for p in other.params.entries]
+            if sorted(mine) != sorted(theirs):
+                raise ValueError("Grads: both operands must hold gradients of the same Params.")
+            order = {k: i for i, k in enumerate(theirs)}
+            return Grads(
+                self.params, [op(g, other._grads[order[k]]) for k, g in zip(mine, self._grads)]
+            )
+        return Grads(self.params, [op(g, other) for g in self._grads])
+
+    def __add__(self, other: Any) -> Grads:
+        return self._combine(other, lambda a, b: a + b)
+
+    def __sub__(self, other: Any) -> Grads:
+        return self._combine(other, lambda a, b: a - b)
+
+    def __mul__(self, c: Any) -> Grads:
+        if isinstance(c, Grads):
+            raise TypeError("Grads * Grads is not defined; multiply by a scalar.")
+        return self._combine(c, lambda a, b: a * b)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, c: Any) -> Grads:
+        return self._combine(c, lambda a, b: a / b)
+
+    def __neg__(self) -> Grads:
+        return Grads(self.params, [-g for g in self._grads])
+
+    def __repr__(self) -> str:
+        return f"Grads({len(self)} arrays)"
+
+
+# -- binding: the one place that puts traced values into modules ------------------------
+def bind_call(entries: list[Param], values: list[Any], f: Callable[[], Any]) -> Any:
+    """Call ``f()`` with ``values`` bound into the slots of ``entries``; always restore."""
+    old = [p.get() for p in entries]
+    try:
+        for p, v in zip(entries, values):
+            p.set(v)
+        return f()
+    finally:
+        for p, v in zip(entries, old):
+            p.set(v)
+
+
+def _first(y: Any) -> Any:
+    """Zygote's auxiliary-output rule: of a tuple/dict result, differentiate the first."""
+    if isinstance(y, tuple) and not hasattr(y, "shape"):
+        return y[0]
+    if isinstance(y, dict):
+        return next(iter(y.values()))
+    return y
+
+
+def _check_scalar(y: Any, fname: str) -> None:
+    if not (jnp.ndim(y) == 0 and jnp.issubdtype(jnp.result_type(y), jnp.floating)):
+        shape = tuple(jnp.shape(y))
+        hint = "use fx.jacobian for array outputs" if shape else "return a float"
+        raise TypeError(
+            f"{fname}: the function must return a real scalar, got "
+            f"{type(y).__name__} of shape {shape}; {hint}."
+        )
+
+
+class WithGradient(NamedTuple):
+    """``(val, grad)`` as returned by ``withgradient``."""
+
+    val: Any
+    grad: Any
+
+
+def _implicit(f: Callable[[], Any], ps: Params, fname: str) -> tuple[Any, Grads]:
+    entries = ps.entries
+    values = [p.get() for p in entries]
+
+    def pure(vals: list[Any]) -> tuple[Any, Any]:
+        y = bind_call(entries, vals, f)
+        y0 = _first(y)
+        _check_scalar(y0, fname)
+        return y0, y
+
+    (_, y), gs = jax.value_and_grad(pure, has_aux=True)(values)
+    return y, Grads(ps, gs)
+
+
+def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> WithGradient:
+    """Value and gradient together: ``(val, grad)``.
+
+    With a tuple or dict result, the gradient is of its first element and ``val`` is the
+    whole result (Zygote's auxiliary-output rule). With ``Params``, ``grad`` is a ``Grads``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> val, grad = fx.withgradient(lambda x: (x**2).sum(), jnp.array([1.0, 2.0]))
+    >>> val, grad
+    (Array(5., dtype=float32), (Array([2., 4.], dtype=float32),))
+    """
+    if len(args) == 1 and isinstance(args[0], Params):
+        if mode == "forward":
+            return WithGradient(*_forward_implicit(f, args[0]))
+        return WithGradient(*_implicit(f, args[0], "withgradient"))
+    if not args:
+        raise TypeError("withgradient(f, *args): pass the arguments, or Params for implicit mode")
+    if mode == "forward":
+        y = f(*args)
+        return WithGradient(y, _forward(f, args))
+    if mode != "reverse":
+        raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
+
+    def pure(*a: Any) -> tuple[Any, Any]:
+        y = f(*a)
+        y0 = _first(y)
+        _check_scalar(y0, "gradient")
+        return y0, y
+
+    argnums = tuple(range(len(args)))
+    (_, y), gs = jax.value_and_grad(pure, argnums=argnums, has_aux=True, allow_int=True)(*args)
+    return WithGradient(y, gs)
+
+
+def gradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Any:
+    """Gradient of a scalar function: a tuple with one entry per argument (model-shaped for
+    modules), or ``Grads`` when called as ``gradient(f, ps)`` with zero-argument ``f``.
+
+    ``mode="forward"`` uses forward-mode differentiation (``jax.jacfwd``, the analogue of
+    ForwardDiff); it gives the same numbers, and is cheaper for few inputs.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> f = lambda x: jnp.sin(x).sum()
+    >>> x = jnp.array([0.0, 1.0])
+    >>> fx.gradient(f, x)[0], fx.gradient(f, x, mode="forward")[0]
+    (Array([1.       , 0.5403023], dtype=float32), Array([1.       , 0.5403023], dtype=float32))
+    """
+    return withgradient(f, *args, mode=mode).grad
+
+
+def _forward(f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def scalar(*a: Any) -> Any:
+        y = _first(f(*a))
+        _check_scalar(y, "gradient")
+        return y
+
+    return tuple(jax.jacfwd(scalar, argnums=tuple(range(len(args))))(*args))
+
+
+def _forward_implicit(f: Callable[[], Any], ps: Params) -> tuple[Any, Grads]:
+    entries = ps.entries
+    values = [p.get() for p in entries]
+
+    def pure(vals: list[Any]) -> Any:
+        y = _first(bind_call(entries, vals, f))
+        _check_scalar(y, "gradient")
+        return y
+
+    return f(), Grads(ps, jax.jacfwd(pure)(values))
+
+
+def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """``(y, back)`` where ``back(ȳ)`` returns the tuple of argument gradients (or ``Grads``
+    for ``pullback(f, ps)``); ``ȳ`` has the shape of ``y``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> y, back = fx.pullback(lambda x: 2 * x, jnp.array([1.0, 2.0]))
+    >>> back(jnp.array([1.0, 10.0]))
+    (Array([ 2., 20.], dtype=float32),)
+    """
+    if len(args) == 1 and isinstance(args[0], Params):
+        ps = args[0]
+        entries = ps.entries
+        y, vjp = jax.vjp(lambda vals: bind_call(entries, vals, f), [p.get() for p in entries])
+        return y, lambda dy: Grads(ps, vjp(dy)[0])
+    y, vjp = jax.vjp(f, *args)
+    return y, lambda dy: tuple(vjp(dy))
+
+
+def _matrix(j: Any, y_shape: tuple[int, ...], x: Any) -> Any:
+    x_shape = tuple(jnp.shape(x))
+    ny, nx = int(np.prod(y_shape)), int(np.prod(x_shape))
+    if not x_shape:
+        return jnp.reshape(j, (ny,))
+    return jnp.reshape(j, (ny, nx))
+
+
+def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
+    """Jacobians, one per argument: for an array argument ``a`` a matrix
+    ``J[k, i] = ∂y.ravel()[k] / ∂a.ravel()[i]`` (rows are outputs, row-major ravel);
+    a scalar argument gives a vector, a scalar output one row.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> fx.jacobian(lambda x: x**2, jnp.array([1.0, 3.0]))[0]
+    Array([[2., 0.],
+           [0., 6.]], dtype=float32)
+    """
+    y = f(*args)
+    js = jax.jacrev(f, argnums=tuple(range(len(args))))(*args)
+    return tuple(_matrix(j, tuple(jnp.shape(y)), a) for j, a in zip(js, args))
+
+
+def hessian(f: Callable[[Any], Any], x: Any) -> Any:
+    """Hessian of a scalar function (forward over reverse): ``H[i, j] = ∂²f/∂x[i]∂x[j]``
+    over the row-major ravel of ``x``; a scalar for scalar ``x``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> fx.hessian(lambda x: (x[0] ** 2) * x[1], jnp.array([1.0, 2.0]))
+    Array([[4., 2.],
+           [2., 0.]], dtype=float32)
+    """
+    h = jax.jacfwd(jax.grad(f))(x)
+    n = int(np.prod(jnp.shape(x)))
+    return h if jnp.ndim(x) == 0 else jnp.reshape(h, (n, n))

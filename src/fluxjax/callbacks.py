@@ -1,0 +1,410 @@
+"""Callbacks: Flux's ``throttle``, ``stop``/``skip``, ``patience``, ``early_stopping`` and
+``plateau``, plus ``History`` and the ``StepContext`` a training step hands to callbacks.
+
+Callbacks are host-side Python, called by ``fx.train`` after every step, as in Flux:
+
+>>> import fluxjax as fx
+>>> losses = iter([3.0, 4.0, 5.0])  # a loss that gets worse
+>>> es = fx.early_stopping(lambda: next(losses), 2)
+>>> [es() for _ in range(3)]
+[False, False, True]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+__all__ = [
+    "throttle",
+    "patience",
+    "early_stopping",
+    "plateau",
+    "History",
+    "StepContext",
+    "StopException",
+    "SkipException",
+    "stop",
+    "skip",
+]
+
+
+# ---- stop / skip -----------------------------------------------------------------------------
+
+
+class StopException(Exception):
+    """Raised by ``fx.stop()``: ``fx.train`` catches it and ends training (Flux's ``stop``).
+
+    >>> import fluxjax as fx
+    >>> issubclass(fx.StopException, Exception)
+    True
+    """
+
+
+class SkipException(Exception):
+    """Raised by ``fx.skip()``: ``fx.train`` catches it and moves on to the next batch.
+
+    >>> import fluxjax as fx
+    >>> issubclass(fx.SkipException, Exception)
+    True
+    """
+
+
+def stop() -> NoReturn:
+    """End training from a callback or the loss: raises ``StopException``, which ``fx.train``
+    catches (Flux's ``Flux.stop()``).
+
+    >>> import fluxjax as fx
+    >>> try:
+    ...     fx.stop()
+    ... except fx.StopException:
+    ...     print("stopped")
+    stopped
+    """
+    raise StopException("training stopped by fx.stop()")
+
+
+def skip() -> NoReturn:
+    """Skip the rest of this step: raises ``SkipException``, which ``fx.train`` catches and
+    continues with the next batch (Flux's ``Flux.skip()``). As in Flux, callbacks run after
+    the update, so skipping from a callback does not undo it; from the loss, it prevents it.
+
+    >>> import fluxjax as fx
+    >>> try:
+    ...     fx.skip()
+    ... except fx.SkipException:
+    ...     print("skipped")
+    skipped
+    """
+    raise SkipException("step skipped by fx.skip()")
+
+
+# ---- throttle --------------------------------------------------------------------------------
+
+
+class _Throttled:
+    """The callable ``throttle`` returns; ``flush()`` runs a pending trailing call now."""
+
+    def __init__(self, f, timeout, leading, trailing, clock):
+        self.f, self.timeout, self.leading, self.trailing = f, timeout, leading, trailing
+        self._clock = clock
+        self._ready = True  # Flux's `cooldown`: the next call opens a window
+        self._later: Callable[[], Any] | None = None
+        self._result: Any = None
+        self._window_end = -math.inf
+        functools.update_wrapper(self, f, updated=())
+
+    def _store(self, *args: Any, **kwargs: Any) -> None:
+        self._result = self.f(*args, **kwargs)
+
+    def _observe(self, now: float) -> None:
+        # Flux's timer task runs when the caller yields, i.e. at the next call: catch up here.
+        while not self._ready and now >= self._window_end:
+            if self._later is None:
+                self._ready = True
+            else:
+                self.flush()
+
+    def flush(self) -> Any:
+        """Run the pending trailing call now, if any (e.g. when training ends); its window
+        restarts. Returns the stored result."""
+        later, self._later = self._later, None
+        if later is not None:
+            later()
+            self._window_end = self._clock() + self.timeout
+        return self._result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._observe(self._clock())
+        if self._ready:
+            if self.leading:
+                self._result = self.f(*args, **kwargs)
+            else:  # deferred to the window's end; as in Flux, its result is not kept
+                self._later = functools.partial(self.f, *args, **kwargs)
+            self._ready = False
+            self._window_end = self._clock() + self.timeout
+        elif self.trailing:
+            self._later = functools.partial(self._store, *args, **kwargs)  # keep only the last
+        return self._result
+
+    def __repr__(self) -> str:
+        return (
+            f"throttle({_name(self.f)}, {self.timeout}, leading={self.leading}, "
+            f"trailing={self.trailing})"
+        )
+
+
+def _name(f: Any) -> str:
+    return getattr(f, "__qualname__", None) or repr(f)
+
+
+def throttle(
+    f: Callable[..., Any],
+    timeout: float,
+    leading: bool = True,
+    trailing: bool = False,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[..., Any]:
+    """Wrap ``f`` so that it runs at most once every ``timeout`` seconds (Flux's ``throttle``).
+
+    The first call opens a window of ``timeout`` seconds (measured from when ``f`` returns):
+
+    - ``leading=True``: that call runs ``f`` at once; the others in the window are dropped.
+    - ``trailing=True``: the *last* call made during a window runs when the window ends, and
+      starts a new window; windows keep chaining while calls arrive.
+    - ``leading=False``: the window's first call is deferred to its end, and, as in Flux, the
+      value it returns is not stored (only a ``trailing`` call's is).
+
+    Every call returns the result of the latest stored run of ``f`` (``None`` before the
+    first), so a throttled callback returns a possibly stale value.
+
+    **Departure (no background thread):** Flux runs the window's end on a Julia task, which
+    only gets to run when the caller yields — in a training loop, at the next throttled call.
+    fluxjax follows that rule exactly, without a thread: the end of a window is noticed at the
+    next call, where a pending trailing call runs first. A trailing call still pending when
+    calls stop runs only if you call ``throttled.flush()``. ``clock`` (default
+    ``time.monotonic``) is what measures time, so tests can drive it.
+
+    >>> import fluxjax as fx
+    >>> now = [0.0]
+    >>> show = fx.throttle(lambda t: f"ran at {t}", 1.0, clock=lambda: now[0])
+    >>> out = []
+    >>> for t in [0.0, 0.4, 0.9, 1.0, 1.7]:
+    ...     now[0] = t
+    ...     out.append(show(t))
+    >>> out
+    ['ran at 0.0', 'ran at 0.0', 'ran at 0.0', 'ran at 1.0', 'ran at 1.0']
+    """
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout >= 0:
+        raise ValueError(f"throttle needs a timeout in seconds >= 0, got {timeout!r}")
+    if not callable(f):
+        raise TypeError(f"throttle needs a function to wrap, got {f!r}")
+    return _Throttled(f, float(timeout), bool(leading), bool(trailing), clock)
+
+
+# ---- patience, early_stopping, plateau -------------------------------------------------------
+
+
+def patience(predicate: Callable[..., Any], wait: int) -> Callable[..., bool]:
+    """A callback that returns ``True`` once ``predicate`` has held ``wait`` calls in a row.
+
+    Each call passes its arguments to ``predicate``: a true result adds one to a counter, a
+    false one resets it to 0; the call returns ``counter >= wait``, so once triggered it keeps
+    returning ``True`` while the predicate holds (Flux's ``patience``).
+
+    >>> import fluxjax as fx
+    >>> trigger = fx.patience(lambda x: x > 0, 3)
+    >>> [trigger(x) for x in [1, 1, 0, 1, 1, 1, 1]]
+    [False, False, False, False, False, True, True]
+    """
+    if not isinstance(wait, int) or isinstance(wait, bool) or wait < 1:
+        raise ValueError(f"patience needs a positive int wait (number of calls), got {wait!r}")
+    count = 0
+
+    def on_trigger(*args: Any, **kwargs: Any) -> bool:
+        nonlocal count
+        count = count + 1 if predicate(*args, **kwargs) else 0
+        return count >= wait
+
+    return on_trigger
+
+
+def _minus(best: Any, score: Any) -> Any:
+    return best - score
+
+
+def early_stopping(
+    f: Callable[..., Any],
+    delay: int,
+    *,
+    distance: Callable[[Any, Any], Any] = _minus,
+    init_score: Any = math.inf,
+    min_dist: float = 0.0,
+) -> Callable[..., bool]:
+    """Return ``True`` once the score ``f(...)`` has not improved for ``delay`` calls in a row.
+
+    Each call computes ``score = f(*args)`` and ``d = distance(best, score)`` (default
+    ``best - score``: positive means a lower, better score). If ``d >= 0``, ``best = score``.
+    The call counts as "no improvement" when ``d < min_dist`` (strict, as Flux's code; an
+    equal score with ``min_dist=0`` is an improvement and resets the count); it returns
+    ``True`` after ``delay`` such calls in a row (see ``patience``). As in Flux, a NaN score
+    counts as an improvement and becomes ``best``, and so does the score after it.
+
+    ``init_score`` is the initial ``best``: ``inf`` as in Flux v0.16.8+, so the first call
+    always improves. Flux v0.12.4 to v0.16.7 used ``0``: then a positive score never beats
+    ``best = 0`` and the callback fires after exactly ``delay`` calls whatever the loss does;
+    pass ``init_score=0`` to get that behaviour. To maximise a score (an accuracy), pass
+    ``distance=lambda best, score: score - best`` and ``init_score=-math.inf``.
+
+    >>> import fluxjax as fx
+    >>> losses = iter([1.0, 2.0, 3.0, 4.0, 5.0])  # getting worse
+    >>> es = fx.early_stopping(lambda: next(losses), 3)
+    >>> [es() for _ in range(4)]
+    [False, False, False, True]
+    >>> losses = iter([5.0, 4.0, 3.0])  # getting better, but v0.12's init_score=0
+    >>> es = fx.early_stopping(lambda: next(losses), 3, init_score=0)
+    >>> [es() for _ in range(3)]
+    [False, False, True]
+    """
+    best = init_score
+
+    def trigger(*args: Any, **kwargs: Any) -> bool:
+        nonlocal best
+        score = f(*args, **kwargs)
+        d = distance(best, score)
+        if not d < 0:
+            best = score
+        return bool(d < min_dist)
+
+    return patience(trigger, delay)
+
+
+def plateau(
+    f: Callable[..., Any],
+    width: int,
+    *,
+    distance: Callable[[Any, Any], Any] = _minus,
+    init_score: Any = math.inf,
+    min_dist: float = 1e-6,
+) -> Callable[..., bool]:
+    """Return ``True`` once the score ``f(...)`` has stayed flat for ``width`` calls in a row.
+
+    Each call computes ``score = f(*args)``; it is flat when ``|distance(last, score)| <
+    min_dist``, where ``last`` is the previous call's score (``init_score`` at first), and
+    returns ``True`` after ``width`` flat calls in a row. ``init_score`` defaults to ``inf``
+    (Flux v0.16.8+); Flux v0.12.4 to v0.16.7 used ``0``, which makes a first score of 0 count
+    as flat. Flux's ``min_dist`` default is ``1f-6``.
+
+    >>> import fluxjax as fx
+    >>> scores = iter([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    >>> flat = fx.plateau(lambda: next(scores), 2)
+    >>> [flat() for _ in range(6)]
+    [False, False, True, False, False, True]
+    """
+    last = init_score
+
+    def is_plateau(*args: Any, **kwargs: Any) -> bool:
+        nonlocal last
+        score = f(*args, **kwargs)
+        d = abs(distance(last, score))
+        last = score
+        return bool(d < min_dist)
+
+    return patience(is_plateau, width)
+
+
+# ---- the step context and History -----------------------------------------------------------
+
+
+@dataclass(frozen=True, init=False, eq=False, repr=False)
+class StepContext:
+    """What a training step tells a callback that takes one argument.
+
+    - ``epoch``: 1-based epoch number; ``step``: 1-based count of steps in this ``train`` call,
+      this one included; ``batch_index``: 0-based position of the batch within its epoch.
+    - ``eta``: the learning rate, where the rule has one, else ``None``.
+    - ``loss``: this step's loss as a Python ``float`` (or ``None``). It is read lazily: the
+      raw value (a device scalar, or a zero-argument function returning one) is converted the
+      first time ``.loss`` is read, so a callback that never reads it costs no device sync.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> ctx = fx.StepContext(epoch=1, step=3, loss=jnp.float32(0.25), eta=0.001, batch_index=2)
+    >>> ctx.loss
+    0.25
+    >>> ctx
+    StepContext(epoch=1, step=3, loss=0.25, eta=0.001, batch_index=2)
+    """
+
+    epoch: int
+    step: int
+    _loss: Any
+    eta: float | None
+    batch_index: int
+
+    def __init__(
+        self,
+        epoch: int,
+        step: int,
+        loss: Any = None,
+        eta: float | None = None,
+        batch_index: int = 0,
+    ) -> None:
+        for name, value in (
+            ("epoch", epoch),
+            ("step", step),
+            ("_loss", loss),
+            ("eta", eta),
+            ("batch_index", batch_index),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def loss(self) -> float | None:
+        """This step's loss as a float, converted (one device sync) on first read."""
+        if "_loss_value" not in self.__dict__:
+            raw = self._loss() if callable(self._loss) else self._loss
+            object.__setattr__(self, "_loss_value", None if raw is None else float(raw))
+        return self.__dict__["_loss_value"]
+
+    def __repr__(self) -> str:
+        return (
+            f"StepContext(epoch={self.epoch}, step={self.step}, loss={self.loss}, "
+            f"eta={self.eta}, batch_index={self.batch_index})"
+        )
+
+
+class History:
+    """A callback that records the loss, step and epoch of every step it is called with.
+
+    Pass it to ``fx.train(..., cb=history)``; it is called with the ``StepContext`` of each
+    step and reads ``ctx.loss`` (so it asks the loop for every step's loss). ``losses``,
+    ``steps`` and ``epochs`` are parallel lists; ``len(history)`` is how many steps it saw;
+    ``best()`` is the lowest loss. Wrap it in ``fx.throttle`` to record less often.
+
+    >>> import fluxjax as fx
+    >>> history = fx.History()
+    >>> for step, loss in enumerate([0.9, 0.5, 0.7], start=1):
+    ...     history(fx.StepContext(epoch=1, step=step, loss=loss, batch_index=step - 1))
+    >>> history.losses, history.steps, len(history), history.best()
+    ([0.9, 0.5, 0.7], [1, 2, 3], 3, 0.5)
+    >>> history
+    History(3 steps, best loss 0.5 at step 2)
+    """
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.steps: list[int] = []
+        self.epochs: list[int] = []
+
+    def __call__(self, ctx: StepContext) -> None:
+        if not hasattr(ctx, "loss"):
+            raise TypeError(
+                f"History records a StepContext, got {ctx!r}; pass it to fx.train as cb=history"
+            )
+        self.losses.append(ctx.loss)
+        self.steps.append(ctx.step)
+        self.epochs.append(ctx.epoch)
+
+    def __len__(self) -> int:
+        return len(self.losses)
+
+    def best(self) -> float:
+        """The lowest loss recorded (NaN losses are ignored); ValueError if none."""
+        finite = [x for x in self.losses if x is not None and not math.isnan(x)]
+        if not finite:
+            raise ValueError("History.best(): no loss recorded yet")
+        return min(finite)
+
+    def __repr__(self) -> str:
+        n = len(self)
+        try:
+            best = self.best()
+        except ValueError:
+            return f"History({n} step{'s' * (n != 1)})"
+        step = self.steps[self.losses.index(best)]
+        return f"History({n} step{'s' * (n != 1)}, best loss {best:.4g} at step {step})"

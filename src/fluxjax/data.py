@@ -1,0 +1,381 @@
+"""Minibatches: ``DataLoader`` and ``ncycle``, Flux's data iterators with first-axis observations.
+
+Flux puts observations along the *last* dimension; fluxjax puts them along the **first**, so
+an ``(n, features)`` array holds ``n`` observations and a batch of it has shape
+``(batchsize, features)``. Everything else is Flux's ``DataLoader`` (v0.12 and MLUtils):
+
+>>> import numpy as np, fluxjax as fx
+>>> x, y = np.zeros((21, 1)), np.ones((21, 1))
+>>> loader = fx.DataLoader((x, y), batchsize=3)
+>>> loader
+DataLoader(tuple of 2 arrays, nobs=21, batchsize=3, shuffle=False, partial=True)  # 7 batches
+>>> [xb.shape for xb, yb in loader][:2]
+[(3, 1), (3, 1)]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .rng import host_rng
+
+__all__ = ["DataLoader", "ncycle", "numobs", "getobs"]
+
+_take = jax.jit(lambda a, idx: a[idx])  # one compiled gather per (shape, batch size)
+
+
+# ---- containers: an array, or tuples / dicts of them, nested -------------------------------
+
+
+def _map(fn: Callable[[Any], Any], data: Any) -> Any:
+    """Apply ``fn`` to every array of ``data``, keeping the tuple/dict structure."""
+    if isinstance(data, tuple):
+        items = [_map(fn, d) for d in data]
+        return type(data)(*items) if hasattr(data, "_fields") else tuple(items)
+    if isinstance(data, dict):
+        return {k: _map(fn, v) for k, v in data.items()}
+    return fn(data)
+
+
+def _leaves(data: Any, path: str = "data") -> Iterator[tuple[str, Any]]:
+    """Yield ``(path, array)`` for every array of ``data``, e.g. ``("data[1]", y)``."""
+    if isinstance(data, tuple):
+        for i, d in enumerate(data):
+            yield from _leaves(d, f"{path}[{i}]")
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield from _leaves(v, f"{path}[{k!r}]")
+    else:
+        yield path, data
+
+
+def _as_array(x: Any, path: str) -> Any:
+    if isinstance(x, np.memmap):
+        return x  # out-of-core data stays on disk, read batch by batch
+    if isinstance(x, np.ndarray):
+        x = np.array(x)  # a private copy: later in-place edits of the user's array don't leak in
+        x.flags.writeable = False
+    elif isinstance(x, range | list):
+        x = np.asarray(x)
+        if x.dtype == object:
+            raise TypeError(f"{path} is a ragged list; pass an array, a tuple or a dict of arrays")
+    elif not isinstance(x, jax.Array):
+        raise TypeError(
+            f"{path} is a {type(x).__name__}; DataLoader takes an array (NumPy or JAX), "
+            "or a tuple or dict of arrays (nesting allowed)"
+        )
+    if x.ndim == 0:
+        raise ValueError(f"{path} is a scalar; every array needs an observation axis (its first)")
+    return x
+
+
+def numobs(data: Any) -> int:
+    """The number of observations in ``data``: the length of the first axis of its arrays.
+
+    ``data`` is an array or a tuple/dict of arrays (nested); all arrays must agree, as in
+    MLUtils' ``numobs`` (the *first* axis here, Flux's last).
+
+    >>> import numpy as np, fluxjax as fx
+    >>> fx.numobs((np.zeros((5, 2)), {"y": np.zeros(5)}))
+    5
+    >>> fx.numobs((np.zeros((5, 2)), np.zeros(4)))
+    Traceback (most recent call last):
+    ValueError: data[0] has 5 observations but data[1] has 4; ...
+    """
+    leaves = list(_leaves(data))
+    if not leaves:
+        raise ValueError(f"Need at least one data input, got an empty {type(data).__name__}")
+    first, n = leaves[0][0], _len0(leaves[0][1], leaves[0][0])
+    for path, a in leaves[1:]:
+        if _len0(a, path) != n:
+            raise ValueError(
+                f"{first} has {n} observations but {path} has {a.shape[0]}; all arrays need "
+                "the same length along their first (observation) axis"
+            )
+    return n
+
+
+def _len0(a: Any, path: str) -> int:
+    shape = getattr(a, "shape", None)
+    if not shape:
+        raise ValueError(f"{path} has no observation axis (shape {shape}); pass arrays")
+    return int(shape[0])
+
+
+def getobs(data: Any, idx: Any) -> Any:
+    """Observations ``idx`` of ``data``: ``idx`` an int (one observation, first axis dropped)
+    or a sequence of ints (a batch, first axis kept). Keeps the container structure; NumPy
+    arrays give NumPy arrays, JAX arrays give JAX arrays (gathered on their device).
+
+    >>> import numpy as np, fluxjax as fx
+    >>> fx.getobs({"x": np.arange(10, 15)}, [4, 0])
+    {'x': array([14, 10])}
+    >>> fx.getobs((np.arange(6).reshape(3, 2),), 1)
+    (array([2, 3]),)
+    """
+    if isinstance(idx, int | np.integer):
+        return _map(lambda a: a[int(idx)], data)
+    idx = np.asarray(idx, dtype=np.intp)
+    jidx: list[jax.Array] = []  # the indices go to the device once, for all JAX arrays
+
+    def take(a: Any) -> Any:
+        if not isinstance(a, jax.Array):
+            return a[idx]
+        if not jidx:
+            jidx.append(jnp.asarray(idx))
+        return _take(a, jidx[0])
+
+    return _map(take, data)
+
+
+# ---- the loader ------------------------------------------------------------------------------
+
+
+def _check_batchsize(batchsize: Any) -> int:
+    if not isinstance(batchsize, int | np.integer) or isinstance(batchsize, bool):
+        raise ValueError(
+            f"batchsize must be a positive int, got {batchsize!r} "
+            f"({type(batchsize).__name__}); pass e.g. batchsize=32"
+        )
+    if batchsize <= 0:
+        raise ValueError(f"Need positive batchsize, got batchsize={batchsize}; pass e.g. 1")
+    return int(batchsize)
+
+
+def _check_rng(rng: Any) -> np.random.Generator | None:
+    if rng is None or isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    raise TypeError(
+        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def _describe(data: Any) -> str:
+    if isinstance(data, tuple | dict):
+        n = sum(1 for _ in _leaves(data))
+        kind = "tuple" if type(data) is tuple else type(data).__name__
+        return f"{kind} of {n} array{'s' * (n != 1)}"
+    return f"array of shape {tuple(data.shape)}"
+
+
+class DataLoader:
+    """Iterate over ``data`` in minibatches: Flux's ``DataLoader``, observations on axis 0.
+
+    **Arguments:**
+
+    - ``data``: an array (NumPy or JAX; a list or range is converted with ``np.asarray``), or a
+      tuple (named tuples too) or dict of arrays, nested as deep as you like. Every array holds
+      the same number ``n`` of observations along its **first** axis.
+    - ``batchsize``: a positive int. If ``n < batchsize`` it warns (Flux's message) and uses
+      ``n``.
+    - ``shuffle``: draw a fresh random permutation every time iteration starts (every epoch).
+    - ``partial``: keep the last, short batch. ``len(loader)`` is ``ceil(n / batchsize)`` with
+      ``partial=True`` and ``floor(n / batchsize)`` without.
+    - ``rng``: where shuffling draws from: a ``numpy.random.Generator``, an int seed (the same
+      seed gives the same sequence of epochs), or ``None`` for the global stream that
+      ``fx.seed(n)`` resets.
+    - ``collate``: ``None`` slices batches out of the arrays (same container as ``data``, the
+      observation axis kept even for a batch of 1); a function is called with the list of the
+      batch's single observations and its result is the batch (``collate=list`` gives that list).
+
+    Batches of NumPy arrays are NumPy arrays, of JAX arrays JAX arrays (gathered on device).
+    The loader keeps a read-only private copy of NumPy inputs (not of ``np.memmap``, read batch
+    by batch), so editing your arrays afterwards does not change its batches.
+
+    The tutorial's examples on 1..10:
+
+    >>> import numpy as np, fluxjax as fx
+    >>> [b.tolist() for b in fx.DataLoader(np.arange(1, 11))]
+    [[1], [2], [3], [4], [5], [6], [7], [8], [9], [10]]
+    >>> [b.tolist() for b in fx.DataLoader(np.arange(1, 11), batchsize=3)]
+    [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
+    >>> [b.tolist() for b in fx.DataLoader(np.arange(1, 11), batchsize=3, partial=False)]
+    [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    >>> loader = fx.DataLoader(np.arange(1, 11), batchsize=3, shuffle=True, rng=0)
+    >>> epoch1, epoch2 = np.concatenate(list(loader)), np.concatenate(list(loader))
+    >>> sorted(epoch1.tolist()) == list(range(1, 11)), bool((epoch1 != epoch2).any())
+    (True, True)
+    >>> len(list(fx.ncycle(loader, 4)))
+    16
+
+    **Fusing epochs (advanced).** A training loop that gathers batches itself, for example
+    inside one compiled ``lax.scan``, reads ``loader.data``, ``loader.nobs``,
+    ``loader.batchsize``, ``loader.partial``, ``loader.shuffle`` and ``loader.collate`` and
+    asks for the indices of the next epoch with ``epoch_indices()`` (a rectangle plus the short
+    tail) or ``batch_indices()`` (a list). Each call is one epoch: with ``shuffle=True`` it
+    draws the permutation that iterating would have drawn, so ``getobs(loader.data, idx)`` for
+    each ``idx`` gives exactly the batches iteration would give.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        batchsize: int = 1,
+        shuffle: bool = False,
+        partial: bool = True,
+        rng: np.random.Generator | int | None = None,
+        collate: Callable[[list[Any]], Any] | None = None,
+    ) -> None:
+        batchsize, rng = _check_batchsize(batchsize), _check_rng(rng)
+        for name, flag in (("shuffle", shuffle), ("partial", partial)):
+            if not isinstance(flag, bool | np.bool_):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        if collate is not None and not callable(collate):
+            raise TypeError(
+                f"collate must be None or a function of the list of observations, got "
+                f"{collate!r}; collate=list gives that list (MLUtils' collate=false)"
+            )
+        self._data = _normalise(data)
+        self._nobs = numobs(self._data)
+        if self._nobs == 0:
+            raise ValueError(f"data has 0 observations ({_describe(self._data)}); nothing to load")
+        if self._nobs < batchsize:
+            warnings.warn(
+                "Number of observations less than batchsize, decreasing the batchsize to "
+                f"{self._nobs}",
+                UserWarning,
+                stacklevel=2,
+            )
+            batchsize = self._nobs
+        self._batchsize, self._shuffle, self._partial = batchsize, bool(shuffle), bool(partial)
+        self._rng, self._collate = rng, collate
+
+    data = property(lambda self: self._data, doc="The container of arrays batches come from.")
+    nobs = property(lambda self: self._nobs, doc="The number of observations ``n``.")
+    batchsize = property(lambda self: self._batchsize, doc="Observations per full batch.")
+    shuffle = property(lambda self: self._shuffle, doc="Whether each epoch is shuffled.")
+    partial = property(lambda self: self._partial, doc="Whether the short last batch is kept.")
+    rng = property(lambda self: self._rng, doc="The Generator shuffling draws from (or None).")
+    collate = property(lambda self: self._collate, doc="The collate function, or None.")
+
+    def __len__(self) -> int:
+        n, bs = self._nobs, self._batchsize
+        return -(-n // bs) if self._partial else n // bs
+
+    def _order(self) -> np.ndarray:
+        if not self._shuffle:
+            return np.arange(self._nobs)
+        return (host_rng() if self._rng is None else self._rng).permutation(self._nobs)
+
+    def epoch_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """The observation indices of the next epoch as ``(full, tail)``.
+
+        ``full`` has shape ``(n // batchsize, batchsize)``, one row per full batch in order;
+        ``tail`` holds the short last batch (``n % batchsize`` indices, or none when
+        ``partial=False`` or ``batchsize`` divides ``n``). With ``shuffle=True`` each call draws
+        a new permutation, exactly as starting an iteration does.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> full, tail = fx.DataLoader(np.arange(1, 11), batchsize=3).epoch_indices()
+        >>> full.tolist(), tail.tolist()
+        ([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [9])
+        """
+        order, bs = self._order(), self._batchsize
+        nfull = self._nobs // bs
+        tail = order[nfull * bs :] if self._partial else order[:0]
+        return order[: nfull * bs].reshape(nfull, bs), tail
+
+    def batch_indices(self) -> list[np.ndarray]:
+        """The observation indices of each batch of the next epoch, as a list of arrays.
+
+        One call is one epoch (with ``shuffle=True``, one fresh permutation); iterating the
+        loader gives ``getobs(loader.data, idx)`` for each ``idx`` of such a list.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> [i.tolist() for i in fx.DataLoader(np.arange(1, 11), batchsize=4).batch_indices()]
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+        """
+        full, tail = self.epoch_indices()
+        return [*full, tail] if tail.size else list(full)
+
+    def getbatch(self, idx: Any) -> Any:
+        """The batch of observations ``idx`` (what iteration yields for those indices).
+
+        >>> import numpy as np, fluxjax as fx
+        >>> fx.DataLoader(np.arange(1, 11)).getbatch([2, 0])
+        array([3, 1])
+        >>> fx.DataLoader(np.arange(1, 11), collate=np.stack).getbatch([2, 0])
+        array([3, 1])
+        """
+        if self._collate is None:
+            return getobs(self._data, idx)
+        return self._collate([getobs(self._data, int(i)) for i in idx])
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = self.batch_indices()  # drawn now, when iteration starts (Flux: at i == 0)
+        return (self.getbatch(idx) for idx in batches)
+
+    def _args(self) -> str:
+        collate = "" if self._collate is None else f", collate={_name(self._collate)}"
+        return (
+            f"{_describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
+            f"shuffle={self._shuffle}, partial={self._partial}{collate}"
+        )
+
+    def __repr__(self) -> str:
+        n = len(self)
+        return f"DataLoader({self._args()})  # {n} batch{'es' * (n != 1)}"
+
+
+def _name(f: Any) -> str:
+    return getattr(f, "__qualname__", None) or repr(f)
+
+
+def _normalise(data: Any) -> Any:
+    """Check every array of ``data``, convert lists and ranges, copy NumPy arrays (read-only)."""
+    paths = iter([path for path, _ in _leaves(data)])  # same order as _map visits them
+    return _map(lambda a: _as_array(a, next(paths)), data)
+
+
+class ncycle:  # noqa: N801  (lower case as IterTools.ncycle, and a class so train can see it)
+    """Iterate ``iterable`` ``n`` times in a row: IterTools' ``ncycle``.
+
+    Each cycle starts a new iteration, so a shuffling DataLoader draws a new permutation every
+    cycle. ``len`` is ``n * len(iterable)``. A training loop may read ``.iterable`` and ``.n``
+    to run the cycles fused.
+
+    >>> import numpy as np, fluxjax as fx
+    >>> loader = fx.DataLoader(np.arange(1, 11), batchsize=3, shuffle=True, rng=1)
+    >>> cycles = fx.ncycle(loader, 4)
+    >>> cycles
+    ncycle(DataLoader(array of shape (10,), nobs=10, batchsize=3, shuffle=True, partial=True), 4)
+    # 16 batches
+    >>> len(cycles), len(list(cycles))
+    (16, 16)
+    """
+
+    def __init__(self, iterable: Iterable[Any], n: int) -> None:
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"ncycle needs a non-negative int count, got n={n!r}")
+        if isinstance(iterable, Iterator):
+            raise TypeError(
+                "ncycle needs something it can iterate again (a DataLoader, a list), got a "
+                f"one-shot {type(iterable).__name__}; wrap it in list(...)"
+            )
+        self.iterable, self.n = iterable, int(n)
+
+    def __iter__(self) -> Iterator[Any]:
+        for _ in range(self.n):
+            yield from self.iterable
+
+    def __len__(self) -> int:
+        return self.n * len(self.iterable)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        inner = self.iterable
+        inner_repr = (
+            f"DataLoader({inner._args()})" if isinstance(inner, DataLoader) else repr(inner)
+        )
+        try:
+            n = len(self)
+        except TypeError:
+            return f"ncycle({inner_repr}, {self.n})"
+        return f"ncycle({inner_repr}, {self.n})  # {n} batch{'es' * (n != 1)}"

@@ -1,0 +1,233 @@
+"""The optimiser-rule protocol: a rule holds hyperparameters; ``init`` and ``apply`` do the rest.
+
+A rule is a small class whose public attributes are its hyperparameters::
+
+    class Descent(Rule):
+        def __init__(self, eta=0.1):
+            self.eta = check(self, "eta", eta, lo=0)
+        def apply(self, state, x, dx):
+            return state, self.eta * dx
+
+* ``init(x) -> state``: the initial state for one parameter array ``x`` (a pytree of JAX
+  arrays; ``()`` when the rule has none).
+* ``apply(state, x, dx) -> (state, step)``: pure JAX, no Python branching on array values;
+  the caller does ``x - step`` (Optimisers.jl's sign convention).
+* ``gate(state) -> None | bool array``: called with the state ``apply`` just returned.
+  ``None`` (the default) means "this rule always produces a step". A boolean scalar array
+  means "apply the step only when True": ``AccumGrad`` returns False until it has gathered
+  its n gradients. In an ``OptimiserChain`` the rules after a closed gate keep their old
+  state, and the parameter is left unchanged (selected with ``jnp.where``, so it compiles).
+* ``error(state) -> None | bool array``: True when this step must fail (``ClipNorm(throw=True)``
+  on a non-finite norm). Compiled code cannot raise; ``update``/``train`` raise afterwards,
+  naming the parameter, and leave it unchanged.
+
+Hyperparameters may be numbers or schedules: any callable of the 1-based update count ``t``
+(a traced integer) returning a number. ``resolve(t)`` returns a copy of the rule with every
+schedule evaluated; the optimiser interface keeps ``t`` per parameter when a rule has one.
+
+Rules compare by identity (two ``Adam()`` objects are different optimisers, each with its
+own implicit-mode state), and need not call ``super().__init__``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Rule", "check", "is_schedule", "rule_version"]
+
+_VERSION = [0]
+
+
+def rule_version() -> int:
+    """A counter bumped whenever any rule's attribute is assigned (``opt.eta = 0.01``), so
+    compiled steps built with the old hyperparameters can be invalidated in O(1)."""
+    return _VERSION[0]
+
+
+def is_schedule(value: Any) -> bool:
+    """True when a hyperparameter value is a schedule (a callable that is not a rule)."""
+    return callable(value) and not isinstance(value, Rule)
+
+
+def check(
+    rule: Any,
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> Any:
+    """Validate one hyperparameter and return it (a float, an int, or the schedule as given).
+
+    Raises ``ValueError`` naming the rule, the field, the bound and the fix::
+
+        >>> from fluxjax.optimise.base import check
+        >>> check("Adam", "eta", -1.0, lo=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: Adam: eta must be >= 0, got -1.0. Pass a value >= 0, e.g. Adam(eta=0.001).
+    """
+    owner = rule if isinstance(rule, str) else type(rule).__name__
+    if is_schedule(value):
+        return value
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        and not hasattr(value, "__float__")
+    ):
+        raise TypeError(
+            f"{owner}: {name} must be a number or a schedule (a function of the step count), "
+            f"got {value!r} of type {type(value).__name__}."
+        )
+    if integer:
+        if int(value) != value:
+            raise ValueError(f"{owner}: {name} must be an integer, got {value!r}.")
+        value = int(value)
+    else:
+        value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{owner}: {name} must be a number, got NaN.")
+    example = f"e.g. {owner}({name}=...)"
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        op = ">" if lo_open else ">="
+        hint = f"Pass a value {op} {lo:g}, {example}" if not integer else f"Pass an int {op} {lo}"
+        if name == "eta" and owner:
+            hint = f"Pass a value {op} {lo:g}, e.g. {owner}(eta=0.001)"
+        raise ValueError(f"{owner}: {name} must be {op} {lo:g}, got {value!r}. {hint}.")
+    if hi is not None and (value >= hi if hi_open else value > hi):
+        op = "<" if hi_open else "<="
+        raise ValueError(
+            f"{owner}: {name} must be {op} {hi:g}, got {value!r}. Pass a value {op} {hi:g}, "
+            f"{example}."
+        )
+    return value
+
+
+class Rule:
+    """Base class of every optimiser rule (see the module docstring for the protocol).
+
+    >>> import jax.numpy as jnp
+    >>> from fluxjax.optimise.base import Rule
+    >>> class Halve(Rule):
+    ...     def __init__(self, eta=0.5):
+    ...         self.eta = eta
+    ...     def apply(self, state, x, dx):
+    ...         return state, self.eta * dx
+    >>> Halve()
+    Halve(eta=0.5)
+    >>> Halve().apply((), jnp.ones(2), jnp.ones(2))[1]
+    Array([0.5, 0.5], dtype=float32)
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _VERSION[0] += 1
+        object.__setattr__(self, name, value)
+
+    def init(self, x: Any) -> Any:
+        """Initial state for parameter array ``x``; ``()`` for a stateless rule."""
+        return ()
+
+    def apply(self, state: Any, x: Any, dx: Any) -> tuple[Any, Any]:
+        """Return ``(new_state, step)``; the parameter becomes ``x - step``."""
+        raise NotImplementedError(f"{type(self).__name__} must define apply(state, x, dx)")
+
+    def gate(self, state: Any) -> Any:
+        """``None`` (always step) or a boolean scalar array: step only when True."""
+        return None
+
+    def error(self, state: Any) -> Any:
+        """``None`` or a boolean scalar array: True when this update must fail."""
+        return None
+
+    # -- hyperparameters ---------------------------------------------------------------
+    def hyperparameters(self) -> dict[str, Any]:
+        """The public attributes, in definition order: the rule's hyperparameters."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def children(self) -> tuple[Rule, ...]:
+        """Rules held inside this one (an OptimiserChain's members); empty for plain rules."""
+        out: list[Rule] = []
+        for v in self.hyperparameters().values():
+            if isinstance(v, Rule):
+                out.append(v)
+            elif isinstance(v, list | tuple):
+                out.extend(r for r in v if isinstance(r, Rule))
+        return tuple(out)
+
+    def has_schedule(self) -> bool:
+        """True when any hyperparameter (here or in a member rule) is a schedule."""
+        for v in self.hyperparameters().values():
+            if is_schedule(v):
+                return True
+        return any(r.has_schedule() for r in self.children())
+
+    def resolve(self, t: Any) -> Rule:
+        """A copy with every schedule evaluated at update count ``t`` (1-based)."""
+        if not self.has_schedule():
+            return self
+        new = copy.copy(self)
+        for k, v in self.hyperparameters().items():
+            if is_schedule(v):
+                setattr(new, k, v(t))
+            elif isinstance(v, Rule):
+                setattr(new, k, v.resolve(t))
+            elif isinstance(v, list | tuple) and any(isinstance(r, Rule) for r in v):
+                setattr(new, k, type(v)(r.resolve(t) if isinstance(r, Rule) else r for r in v))
+        return new
+
+    def replace(self, **changes: Any) -> Rule:
+        """A copy with some hyperparameters changed (validated by re-running ``__init__``
+        where the rule's constructor accepts the fields by name)."""
+        fields = self.hyperparameters()
+        unknown = [k for k in changes if k not in fields]
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} has no hyperparameter {unknown[0]!r}; "
+                f"its hyperparameters are {', '.join(fields) or '(none)'}."
+            )
+        new = copy.copy(self)
+        new.__dict__ = {k: v for k, v in self.__dict__.items() if not k.startswith("_fx_")}
+        for k, v in changes.items():
+            setattr(new, k, v)
+        return new
+
+    def current(self, name: str, t: int | None = None) -> Any:
+        """The value of hyperparameter ``name`` (a schedule evaluated at ``t`` when given)."""
+        v = getattr(self, name)
+        if is_schedule(v) and t is not None:
+            return v(t)
+        return v
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # -- implicit-mode state (Flux v0.12 keeps it inside the optimiser object) ----------
+    def _implicit_store(self) -> dict[Any, Any]:
+        store = self.__dict__.get("_fx_store")
+        if store is None:
+            store = {}
+            self.__dict__["_fx_store"] = store
+        return store
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, Callable) and not isinstance(v, Rule):  # type: ignore[arg-type]
+        return getattr(v, "__name__", None) or repr(v)
+    return repr(v)

@@ -1,0 +1,958 @@
+"""Optimiser rules: one small class per rule, Optimisers.jl v0.4 arithmetic.
+
+Every rule follows the protocol of :mod:`fluxjax.optimise.base`: ``init(x) -> state`` and
+``apply(state, x, g) -> (state, d)``, after which the parameter becomes ``x - d``. Each
+class states its update as a one-line ``formula`` and in its docstring, where ``g`` is the
+gradient, ``d`` the step and ``t`` the 1-based count of updates of that array.
+
+Hyperparameters are converted to the parameter's dtype inside ``apply`` (Optimisers.jl's
+``T(η)``), so float32 parameters do float32 arithmetic and float64 stays float64. They may
+be schedules (see :mod:`fluxjax.optimise.schedules`). States are tuples of JAX arrays;
+scalars in them are 0-d arrays (counters int32, flags bool).
+
+The examples assume ``import jax.numpy as jnp``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .base import Rule, check, is_schedule
+
+__all__ = [
+    "Descent",
+    "Momentum",
+    "Nesterov",
+    "Rprop",
+    "RMSProp",
+    "Adam",
+    "RAdam",
+    "AdaMax",
+    "OAdam",
+    "AdaGrad",
+    "AdaDelta",
+    "AMSGrad",
+    "NAdam",
+    "AdamW",
+    "AdaBelief",
+    "Lion",
+    "WeightDecay",
+    "SignDecay",
+    "ClipGrad",
+    "ClipNorm",
+    "InvDecay",
+    "ExpDecay",
+    "SkipNonFinite",
+    "AccumGrad",
+    "OptimiserChain",
+    # Flux v0.12 names: the same class objects.
+    "ADAM",
+    "RADAM",
+    "NADAM",
+    "ADAMW",
+    "ADAGrad",
+    "ADADelta",
+    "OADAM",
+    "ClipValue",
+    "Optimiser",
+]
+
+Hyper = float | Callable[[Any], Any]
+"""A hyperparameter: a number, or a schedule (a function of the update count ``t``)."""
+
+
+# -- helpers: hyperparameters in the parameter's dtype, validation ---------------------
+
+
+def _c(v: Any, x: Any) -> jax.Array:
+    """Hyperparameter ``v`` as a 0-d array of ``x``'s dtype (Optimisers.jl's ``T(v)``)."""
+    return jnp.asarray(v, x.dtype)
+
+
+def _eps(v: Any, x: Any) -> jax.Array:
+    """Epsilon in ``x``'s dtype; for float16 a nonzero ϵ is floored at 1e-7 (as Optimisers.jl)."""
+    if x.dtype == jnp.dtype("float16"):
+        v = jnp.asarray(v)  # compare with 0 before float16 rounds 1e-8 to 0
+        v = jnp.where(v == 0, v, jnp.maximum(v, 1e-7))
+    return _c(v, x)
+
+
+def _pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
+    return _c(v[0], x), _c(v[1], x)
+
+
+def _first(v: Any) -> Any:
+    """A hyperparameter's value for ``init``: a schedule is evaluated at ``t = 1``."""
+    return v(1) if is_schedule(v) else v
+
+
+def _two(rule: Rule, name: str, value: Any, **bounds: Any) -> tuple[float, float]:
+    """Validate a pair of numbers such as ``beta=(0.9, 0.999)``, each within ``bounds``."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"{type(rule).__name__}: {name} must be a pair of numbers, got {value!r}.")
+    return _static(rule, name, value[0], **bounds), _static(rule, name, value[1], **bounds)
+
+
+def _beta(rule: Rule, value: Any, hi_open: bool = True) -> tuple[float, float]:
+    """Validate a pair of decay rates, each in [0, 1) (or [0, 1] when not ``hi_open``)."""
+    return _two(rule, "beta", value, lo=0, hi=1, hi_open=hi_open)
+
+
+def _static(rule: Rule, name: str, value: Any, **bounds: Any) -> Any:
+    """Validate a hyperparameter that cannot be a schedule: it fixes the state's layout, or
+    it sits in a tuple, where ``Rule.resolve`` does not look."""
+    if is_schedule(value):
+        raise TypeError(f"{type(rule).__name__}: {name} cannot be a schedule; pass a number.")
+    return check(rule, name, value, **bounds)
+
+
+def _flag(rule: Rule, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{type(rule).__name__}: {name} must be True or False, got {value!r}.")
+    return value
+
+
+def _int(v: int) -> jax.Array:
+    return jnp.asarray(v, jnp.int32)
+
+
+# -- plain gradient descent ------------------------------------------------------------
+
+
+class Descent(Rule):
+    """Plain gradient descent: ``d = η·g``. No state.
+
+    Default ``eta=0.1`` (as Flux v0.12 and Optimisers.jl). Unlike Optimisers.jl, a negative
+    ``eta`` is refused here as for every other rule.
+
+    >>> rule, x, g = Descent(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> x - step
+    Array([0.95, 2.1 ], dtype=float32)
+    """
+
+    formula = "d = η·g"
+
+    def __init__(self, eta: Hyper = 0.1):
+        self.eta = check(self, "eta", eta, lo=0)
+
+    def apply(self, state, x, dx):
+        return state, _c(self.eta, x) * dx
+
+
+class Momentum(Rule):
+    """Gradient descent with (heavy-ball) momentum: ``v ← ρ·v + η·g``, ``d = v``.
+
+    State ``(v,)``, zeros. Defaults ``eta=0.01, rho=0.9``. Flux v0.12 stored ``−v``; the
+    updates are identical.
+
+    >>> rule, x, g = Momentum(0.1, 0.9), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> state, step = rule.apply(state, x, g)
+    >>> step  # 0.9·(0.1·g) + 0.1·g
+    Array([ 0.095, -0.19 ], dtype=float32)
+    """
+
+    formula = "v ← ρ·v + η·g; d = v"
+
+    def __init__(self, eta: Hyper = 0.01, rho: Hyper = 0.9):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.rho = check(self, "rho", rho, lo=0, hi=1)
+
+    def init(self, x):
+        return (jnp.zeros_like(x),)
+
+    def apply(self, state, x, dx):
+        v = _c(self.rho, x) * state[0] + _c(self.eta, x) * dx
+        return (v,), v
+
+
+class Nesterov(Rule):
+    """Nesterov momentum: ``d = (1+ρ)·η·g − ρ²·v``, then ``v ← ρ·v − η·g`` (old ``v`` in ``d``).
+
+    State ``(v,)``, zeros. Defaults ``eta=0.001, rho=0.9``. Same as Flux v0.12.
+
+    >>> rule, x, g = Nesterov(0.1, 0.5), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # (1 + 0.5)·0.1·g
+    Array([ 0.075, -0.15 ], dtype=float32)
+    """
+
+    formula = "d = (1+ρ)·η·g − ρ²·v; v ← ρ·v − η·g"
+
+    def __init__(self, eta: Hyper = 0.001, rho: Hyper = 0.9):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.rho = check(self, "rho", rho, lo=0, hi=1)
+
+    def init(self, x):
+        return (jnp.zeros_like(x),)
+
+    def apply(self, state, x, dx):
+        (v,), eta, rho = state, _c(self.eta, x), _c(self.rho, x)
+        d = (1 + rho) * eta * dx - rho * rho * v
+        return (rho * v - eta * dx,), d
+
+
+class Rprop(Rule):
+    """Resilient propagation (iRprop−), with per-element step sizes ``s``.
+
+    With ``p = g_prev·g``: ``s ← min(s·ℓ₊, Γmax)`` where ``p > 0``, ``s ← max(s·ℓ₋, Γmin)``
+    where ``p < 0``; ``g_prev ← 0`` where ``p < 0``, else ``g``; ``d = s·sign(g_prev)``.
+    State ``(g_prev, s)`` = ``(0, η)``. Defaults ``eta=0.001, ell=(0.5, 1.2),
+    gamma=(1e-6, 50.0)``. Not in Flux v0.12.
+
+    >>> rule, x, g = Rprop(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> state, step = rule.apply(state, x, g)
+    >>> step  # sign(g)·0.1·1.2
+    Array([ 0.12, -0.12], dtype=float32)
+    """
+
+    formula = "s ← clamp(s·ℓ±, Γ) by sign(g_prev·g); d = s·sign(g)"
+
+    def __init__(self, eta: Hyper = 0.001, ell=(0.5, 1.2), gamma=(1e-6, 50.0)):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.ell = _two(self, "ell", ell, lo=0, lo_open=True)
+        self.gamma = _two(self, "gamma", gamma, lo=0)
+        if not self.ell[0] <= 1 <= self.ell[1] or self.gamma[0] > self.gamma[1]:
+            raise ValueError(
+                f"Rprop: need ell[0] <= 1 <= ell[1] and gamma[0] <= gamma[1], got ell={ell!r}, "
+                f"gamma={gamma!r}. Pass e.g. Rprop(ell=(0.5, 1.2), gamma=(1e-6, 50.0))."
+            )
+
+    def init(self, x):
+        return (jnp.zeros_like(x), jnp.full_like(x, _first(self.eta)))
+
+    def apply(self, state, x, dx):
+        (gp, s), (l1, l2), (gmin, gmax) = state, _pair(self.ell, x), _pair(self.gamma, x)
+        p = gp * dx
+        s = jnp.where(
+            p > 0, jnp.minimum(s * l2, gmax), jnp.where(p < 0, jnp.maximum(s * l1, gmin), s)
+        )
+        gp = jnp.where(p < 0, jnp.zeros_like(dx), dx)
+        return (gp, s), s * jnp.sign(gp)
+
+
+class RMSProp(Rule):
+    """RMSProp: ``q ← ρ·q + (1−ρ)·g²``, ``d = η·g / (√(q − lin²) + ϵ)``.
+
+    With ``centred=True`` (``centered=`` is accepted too) it also keeps
+    ``lin ← ρ·lin + (1−ρ)·g``; otherwise ``lin = 0``. State ``(q, lin)``, with ``lin = ()``
+    when not centred. Defaults ``eta=0.001, rho=0.9, epsilon=1e-8``. No bias correction.
+    Flux v0.12 had no ``centred`` option.
+
+    >>> rule, x, g = RMSProp(0.01), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # 0.01·g/√(0.1·g²) = 0.01·sign(g)/√0.1
+    Array([ 0.0316, -0.0316], dtype=float32)
+    """
+
+    formula = "q ← ρ·q + (1−ρ)·g²; d = η·g/(√(q − lin²) + ϵ)"
+
+    def __init__(
+        self,
+        eta: Hyper = 0.001,
+        rho: Hyper = 0.9,
+        epsilon: Hyper = 1e-8,
+        *,
+        centred: bool = False,
+        centered: bool | None = None,
+    ):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.rho = check(self, "rho", rho, lo=0, hi=1)
+        self.epsilon = check(self, "epsilon", epsilon, lo=0)
+        self.centred = _flag(self, "centred", centred if centered is None else centered)
+
+    def init(self, x):
+        return (jnp.zeros_like(x), jnp.zeros_like(x) if self.centred else ())
+
+    def apply(self, state, x, dx):
+        (q, lin), rho = state, _c(self.rho, x)
+        q = rho * q + (1 - rho) * dx * dx
+        if self.centred:
+            lin = rho * lin + (1 - rho) * dx
+        var = q - lin * lin if self.centred else q
+        return (q, lin), _c(self.eta, x) * dx / (jnp.sqrt(var) + _eps(self.epsilon, x))
+
+
+# -- the Adam family -------------------------------------------------------------------
+
+
+def _moments(rule: Rule, state: Any, x: Any, dx: Any) -> tuple[jax.Array, jax.Array]:
+    """Adam's moment updates ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``."""
+    b1, b2 = _pair(rule.beta, x)
+    return b1 * state[0] + (1 - b1) * dx, b2 * state[1] + (1 - b2) * dx * dx
+
+
+def _adam_init(rule: Rule, x: Any) -> tuple[Any, ...]:
+    return (jnp.zeros_like(x), jnp.zeros_like(x), _pair(rule.beta, x))
+
+
+def _next_bt(rule: Rule, bt: Any, x: Any) -> tuple[jax.Array, jax.Array]:
+    b1, b2 = _pair(rule.beta, x)
+    return bt[0] * b1, bt[1] * b2
+
+
+class Adam(Rule):
+    """Adam (Kingma & Ba): bias-corrected moments, ϵ outside the root.
+
+    ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``,
+    ``d = η·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ϵ)``. State ``(m, v, βt)`` with ``βt = (β1ᵗ, β2ᵗ)``
+    as 0-d arrays. Defaults ``eta=0.001, beta=(0.9, 0.999), epsilon=1e-8``. Flux v0.12's
+    ``ADAM`` (an alias); the same arithmetic.
+
+    >>> rule, x, g = Adam(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # the first step is η·sign(g)
+    Array([ 0.1, -0.1], dtype=float32)
+    """
+
+    formula = "m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; d = η·m̂/(√v̂ + ϵ)"
+
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.beta = _beta(self, beta)
+        self.epsilon = check(self, "epsilon", epsilon, lo=0)
+
+    def init(self, x):
+        return _adam_init(self, x)
+
+    def apply(self, state, x, dx):
+        (m, v), bt = _moments(self, state, x, dx), state[2]
+        d = (
+            _c(self.eta, x)
+            * (m / (1 - bt[0]))
+            / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x))
+        )
+        return (m, v, _next_bt(self, bt, x)), d
+
+
+class RAdam(Rule):
+    """Rectified Adam (Liu et al.): Adam times ``r`` once the variance is tractable.
+
+    ``ρ∞ = 2/(1−β2) − 1``, ``ρt = ρ∞ − 2t·β2ᵗ/(1−β2ᵗ)``; if ``ρt > 4``:
+    ``r = √((ρt−4)(ρt−2)ρ∞ / ((ρ∞−4)(ρ∞−2)ρt))`` and ``d = r·(Adam's step)``, else
+    ``d = η·m/(1−β1ᵗ)`` (the first 4 steps with β2 = 0.999). State ``(m, v, βt, t)``.
+    Defaults as Adam. Flux v0.12's ``RADAM`` (an alias); the same arithmetic.
+
+    >>> rule, x, g = RAdam(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> bool(jnp.allclose(step, 0.1 * g))  # early steps: η·m̂ = η·g
+    True
+    """
+
+    formula = "ρt = ρ∞ − 2t·β2ᵗ/(1−β2ᵗ); d = ρt > 4 ? r·η·m̂/(√v̂ + ϵ) : η·m̂"
+
+    __init__ = Adam.__init__
+
+    def init(self, x):
+        return (*_adam_init(self, x), _int(1))
+
+    def apply(self, state, x, dx):
+        (m, v), bt, t, b2 = _moments(self, state, x, dx), state[2], state[3], _c(self.beta[1], x)
+        rinf = 2 / (1 - b2) - 1
+        rho = rinf - 2 * t.astype(x.dtype) * bt[1] / (1 - bt[1])
+        r = jnp.sqrt(jnp.maximum((rho - 4) * (rho - 2) * rinf / ((rinf - 4) * (rinf - 2) * rho), 0))
+        mhat = _c(self.eta, x) * m / (1 - bt[0])
+        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * r
+        return (m, v, _next_bt(self, bt, x), t + 1), jnp.where(rho > 4, adapted, mhat)
+
+
+class AdaMax(Rule):
+    """AdaMax (Kingma & Ba): Adam with the infinity norm.
+
+    ``m ← β1·m + (1−β1)·g``, ``u ← max(β2·u, |g|)``, ``d = η/(1−β1ᵗ) · m/(u + ϵ)``.
+    State ``(m, u, βt)``. Defaults as Adam. Same as Flux v0.12.
+
+    >>> rule, x, g = AdaMax(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.1, -0.1], dtype=float32)
+    """
+
+    formula = "m ← β1·m + (1−β1)·g; u ← max(β2·u, |g|); d = η/(1−β1ᵗ)·m/(u + ϵ)"
+
+    __init__ = Adam.__init__
+
+    def init(self, x):
+        return _adam_init(self, x)
+
+    def apply(self, state, x, dx):
+        (m, u, bt), (b1, b2) = state, _pair(self.beta, x)
+        m, u = b1 * m + (1 - b1) * dx, jnp.maximum(b2 * u, jnp.abs(dx))
+        d = (_c(self.eta, x) / (1 - bt[0])) * m / (u + _eps(self.epsilon, x))
+        return (m, u, _next_bt(self, bt, x)), d
+
+
+class OAdam(Rule):
+    """Optimistic Adam (Daskalakis et al.): ``d = 2·termₜ − termₜ₋₁``.
+
+    ``termₜ`` is Adam's step ``η·(m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + ϵ)``. State
+    ``(m, v, βt, term)``. Defaults ``eta=0.001, beta=(0.5, 0.9), epsilon=1e-8``. Flux v0.12's
+    ``OADAM`` (an alias); the same arithmetic (its docstring's η = 0.0001 was never the default).
+
+    >>> rule, x, g = OAdam(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # 2·(η·sign(g)) − 0
+    Array([ 0.2, -0.2], dtype=float32)
+    """
+
+    formula = "term = η·m̂/(√v̂ + ϵ); d = 2·term − term_prev"
+
+    def __init__(self, eta: Hyper = 0.001, beta=(0.5, 0.9), epsilon: Hyper = 1e-8):
+        Adam.__init__(self, eta, beta, epsilon)
+
+    def init(self, x):
+        return (*_adam_init(self, x), jnp.zeros_like(x))
+
+    def apply(self, state, x, dx):
+        (m, v), bt, prev = _moments(self, state, x, dx), state[2], state[3]
+        term = (
+            _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x))
+        )
+        return (m, v, _next_bt(self, bt, x), term), 2 * term - prev
+
+
+class AdaGrad(Rule):
+    """AdaGrad (Duchi et al.): ``acc ← acc + g²``, ``d = η·g/(√acc + ϵ)``.
+
+    State ``(acc,)``, filled with ``ϵ`` (not zero). Defaults ``eta=0.1, epsilon=1e-8``. Flux
+    v0.12's ``ADAGrad`` (an alias); the same arithmetic.
+
+    >>> rule, x, g = AdaGrad(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.1, -0.1], dtype=float32)
+    """
+
+    formula = "acc ← acc + g² (acc₀ = ϵ); d = η·g/(√acc + ϵ)"
+
+    def __init__(self, eta: Hyper = 0.1, epsilon: Hyper = 1e-8):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.epsilon = check(self, "epsilon", epsilon, lo=0)
+
+    def init(self, x):
+        return (jnp.full_like(x, _first(self.epsilon)),)
+
+    def apply(self, state, x, dx):
+        acc = state[0] + dx * dx
+        return (acc,), _c(self.eta, x) * dx / (jnp.sqrt(acc) + _eps(self.epsilon, x))
+
+
+class AdaDelta(Rule):
+    """AdaDelta (Zeiler): no learning rate; ϵ inside both roots.
+
+    ``acc ← ρ·acc + (1−ρ)·g²``, ``d = g·√(Δacc + ϵ)/√(acc + ϵ)``, ``Δacc ← ρ·Δacc + (1−ρ)·d²``.
+    State ``(acc, Δacc)``, zeros. Defaults ``rho=0.9, epsilon=1e-8``. Flux v0.12's
+    ``ADADelta`` (an alias); the same arithmetic.
+
+    >>> rule, x, g = AdaDelta(0.5, 0.01), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # g·√0.01/√(0.5·g² + 0.01)
+    Array([ 0.1361, -0.1400  ], dtype=float32)
+    """
+
+    formula = "acc ← ρ·acc + (1−ρ)·g²; d = g·√(Δacc + ϵ)/√(acc + ϵ); Δacc ← ρ·Δacc + (1−ρ)·d²"
+
+    def __init__(self, rho: Hyper = 0.9, epsilon: Hyper = 1e-8):
+        self.rho = check(self, "rho", rho, lo=0, hi=1)
+        self.epsilon = check(self, "epsilon", epsilon, lo=0)
+
+    def init(self, x):
+        return (jnp.zeros_like(x), jnp.zeros_like(x))
+
+    def apply(self, state, x, dx):
+        (acc, dacc), rho, eps = state, _c(self.rho, x), _eps(self.epsilon, x)
+        acc = rho * acc + (1 - rho) * dx * dx
+        d = dx * jnp.sqrt(dacc + eps) / jnp.sqrt(acc + eps)
+        return (acc, rho * dacc + (1 - rho) * d * d), d
+
+
+class AMSGrad(Rule):
+    """AMSGrad (Reddi et al.): Adam with a running maximum of ``v`` and no bias correction.
+
+    ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``, ``v̂ ← max(v̂, v)``,
+    ``d = η·m/(√v̂ + ϵ)``. State ``(m, v, v̂)``, all filled with ``ϵ``. Defaults as Adam.
+    Same as Flux v0.12.
+
+    >>> rule, x, g = AMSGrad(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # 0.1·(0.1·g)/√(0.001·g²)
+    Array([ 0.3162, -0.3162], dtype=float32)
+    """
+
+    formula = "m, v as Adam (all state ϵ-filled); v̂ ← max(v̂, v); d = η·m/(√v̂ + ϵ)"
+
+    __init__ = Adam.__init__
+
+    def init(self, x):
+        return tuple(jnp.full_like(x, _first(self.epsilon)) for _ in range(3))
+
+    def apply(self, state, x, dx):
+        m, v = _moments(self, state, x, dx)
+        vhat = jnp.maximum(state[2], v)
+        return (m, v, vhat), _c(self.eta, x) * m / (jnp.sqrt(vhat) + _eps(self.epsilon, x))
+
+
+class NAdam(Rule):
+    """NAdam (Dozat): Adam with Nesterov momentum, Optimisers.jl's form.
+
+    ``d = η·(β1·m/(1−β1ᵗ⁺¹) + (1−β1)·g/(1−β1ᵗ)) / (√(β2·v/(1−β2ᵗ)) + ϵ)`` with the updated
+    ``m, v`` (note the extra ``β2`` inside the root). State ``(m, v, βt)``. Defaults as Adam.
+    Flux v0.12's ``NADAM`` (an alias); the same arithmetic.
+
+    >>> rule, x, g = NAdam(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.1, -0.1], dtype=float32)
+    """
+
+    formula = "d = η·(β1·m/(1−β1ᵗ⁺¹) + (1−β1)·g/(1−β1ᵗ))/(√(β2·v/(1−β2ᵗ)) + ϵ)"
+
+    __init__ = Adam.__init__
+
+    def init(self, x):
+        return _adam_init(self, x)
+
+    def apply(self, state, x, dx):
+        (m, v), bt, (b1, b2) = _moments(self, state, x, dx), state[2], _pair(self.beta, x)
+        num = b1 * m / (1 - b1 * bt[0]) + (1 - b1) * dx / (1 - bt[0])
+        d = _c(self.eta, x) * num / (jnp.sqrt(v * b2 / (1 - bt[1])) + _eps(self.epsilon, x))
+        return (m, v, _next_bt(self, bt, x)), d
+
+
+class AdamW(Rule):
+    """Adam with weight decay: ``a = m̂/(√v̂ + ϵ)`` (Adam's step with η = 1), then
+    ``d = η·(a + λ·x)`` when ``couple=True`` (the default, PyTorch's AdamW) or
+    ``d = η·a + λ·x`` when ``couple=False``.
+
+    State ``(m, v, βt)``. Defaults ``eta=0.001, beta=(0.9, 0.999), lambda_=0.0,
+    epsilon=1e-8``. Differs from Flux v0.12's ``ADAMW`` (an alias of this class), which was
+    ``Optimiser(ADAM(η, β), WeightDecay(λ))``, that is ``couple=False``.
+
+    >>> rule, x, g = AdamW(0.1, lambda_=0.5), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # 0.1·(sign(g) + 0.5·x)
+    Array([0.15, 0.  ], dtype=float32)
+    """
+
+    formula = "a = m̂/(√v̂ + ϵ); d = η·(a + λ·x) (couple) or η·a + λ·x"
+
+    def __init__(
+        self,
+        eta: Hyper = 0.001,
+        beta=(0.9, 0.999),
+        lambda_: Hyper = 0.0,
+        epsilon: Hyper = 1e-8,
+        *,
+        couple: bool = True,
+    ):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.beta = _beta(self, beta)
+        self.lambda_ = check(self, "lambda_", lambda_, lo=0)
+        self.epsilon = check(self, "epsilon", epsilon, lo=0)
+        self.couple = _flag(self, "couple", couple)
+
+    def init(self, x):
+        return _adam_init(self, x)
+
+    def apply(self, state, x, dx):
+        (m, v), bt, eta, lam = (
+            _moments(self, state, x, dx),
+            state[2],
+            _c(self.eta, x),
+            _c(self.lambda_, x),
+        )
+        a = m / (1 - bt[0]) / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x))
+        d = eta * (a + lam * x) if self.couple else eta * a + lam * x
+        return (m, v, _next_bt(self, bt, x)), d
+
+
+class AdaBelief(Rule):
+    """AdaBelief (Zhuang et al.): the variance of the gradient around ``m``, bias-corrected.
+
+    ``m ← β1·m + (1−β1)·g``, ``s ← β2·s + (1−β2)·(g − m)² + ϵ`` (the new ``m``),
+    ``d = η·(m/(1−β1ᵗ)) / (√(s/(1−β2ᵗ)) + ϵ)``. State ``(m, s, βt)``. Defaults ``eta=0.001,
+    beta=(0.9, 0.999), epsilon=1e-16``. Differs from Flux v0.12 (no bias correction, ϵ = 1e-8
+    only outside the root).
+
+    >>> rule, x, g = AdaBelief(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step  # m̂ = g, ŝ = 0.81·g²: 0.1/0.9·sign(g)
+    Array([ 0.1111, -0.1111], dtype=float32)
+    """
+
+    formula = "m ← β1·m + (1−β1)·g; s ← β2·s + (1−β2)·(g−m)² + ϵ; d = η·m̂/(√ŝ + ϵ)"
+
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-16):
+        Adam.__init__(self, eta, beta, epsilon)
+
+    def init(self, x):
+        return _adam_init(self, x)
+
+    def apply(self, state, x, dx):
+        (m, s, bt), (b1, b2), eps = state, _pair(self.beta, x), _eps(self.epsilon, x)
+        m = b1 * m + (1 - b1) * dx
+        s = b2 * s + (1 - b2) * (dx - m) ** 2 + eps
+        d = _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(s / (1 - bt[1])) + eps)
+        return (m, s, _next_bt(self, bt, x)), d
+
+
+class Lion(Rule):
+    """Lion (Chen et al. 2023, Algorithm 1), following the paper.
+
+    ``c = β1·m + (1−β1)·g``, ``d = η·sign(c)``, ``m ← β2·m + (1−β2)·g``. State ``(m,)``,
+    zeros. Defaults ``eta=0.001, beta=(0.9, 0.999)`` (Optimisers.jl's). Optimisers.jl v0.4's
+    code swaps the momentum weights (``m ← β2·g + (1−β2)·m``, ``d = η·sign((β2−β1)·g + β1·m)``);
+    fluxjax follows the paper, so the two differ from the second step on. Not in Flux v0.12.
+
+    >>> rule, x, g = Lion(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.1, -0.1], dtype=float32)
+    """
+
+    formula = "c = β1·m + (1−β1)·g; d = η·sign(c); m ← β2·m + (1−β2)·g"
+
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999)):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.beta = _beta(self, beta, hi_open=False)
+
+    def init(self, x):
+        return (jnp.zeros_like(x),)
+
+    def apply(self, state, x, dx):
+        (m,), (b1, b2) = state, _pair(self.beta, x)
+        d = _c(self.eta, x) * jnp.sign(b1 * m + (1 - b1) * dx)
+        return (b2 * m + (1 - b2) * dx,), d
+
+
+# -- decay, clipping, skipping and accumulation: rules meant for an OptimiserChain -----
+
+
+class WeightDecay(Rule):
+    """Adds ``λ·x`` to the gradient: ``d = g + λ·x``. No state.
+
+    Placed before Adam it is L2 regularisation (penalty ``λ/2·‖x‖²``); placed after it,
+    decoupled decay. Default ``lambda_=5e-4`` (Flux v0.12's ``WeightDecay`` defaulted to 0).
+
+    >>> rule, x, g = WeightDecay(0.1), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.6, -0.8], dtype=float32)
+    """
+
+    formula = "d = g + λ·x"
+
+    def __init__(self, lambda_: Hyper = 5e-4):
+        self.lambda_ = check(self, "lambda_", lambda_, lo=0)
+
+    def apply(self, state, x, dx):
+        return state, dx + _c(self.lambda_, x) * x
+
+
+class SignDecay(Rule):
+    """Adds ``λ·sign(x)`` to the gradient (L1 regularisation): ``d = g + λ·sign(x)``.
+
+    No state. Default ``lambda_=1e-3``. Not in Flux v0.12.
+
+    >>> rule, x, g = SignDecay(0.1), jnp.array([1.0, -2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.6, -1.1], dtype=float32)
+    """
+
+    formula = "d = g + λ·sign(x)"
+
+    def __init__(self, lambda_: Hyper = 1e-3):
+        self.lambda_ = check(self, "lambda_", lambda_, lo=0)
+
+    def apply(self, state, x, dx):
+        return state, dx + _c(self.lambda_, x) * jnp.sign(x)
+
+
+class ClipGrad(Rule):
+    """Clips each gradient element to ``[−δ, δ]``: ``d = clamp(g, −δ, δ)``. No state.
+
+    Default ``delta=10.0``. Flux v0.12's ``ClipValue(thresh)`` (an alias) had no default.
+
+    >>> rule, x, g = ClipGrad(0.7), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.5, -0.7], dtype=float32)
+    """
+
+    formula = "d = clamp(g, −δ, δ)"
+
+    def __init__(self, delta: Hyper = 10.0):
+        self.delta = check(self, "delta", delta, lo=0)
+
+    def apply(self, state, x, dx):
+        delta = _c(self.delta, x)
+        return state, jnp.clip(dx, -delta, delta)
+
+
+def _pnorm(dx: jax.Array, p: float) -> jax.Array:
+    """The p-norm of a whole array, scaled by its largest element against overflow."""
+    a = jnp.abs(dx)
+    big = jnp.max(a, initial=0)
+    if p == math.inf:
+        return big
+    s = jnp.where((big > 0) & jnp.isfinite(big), big, jnp.ones_like(big))
+    if p == 2:
+        return s * jnp.sqrt(jnp.sum(jnp.square(a / s)))
+    return s * jnp.sum((a / s) ** p) ** (1 / p)
+
+
+class ClipNorm(Rule):
+    """Rescales the gradient when its p-norm (over this whole array) exceeds ω.
+
+    ``n = ‖g‖ₚ``, ``d = g·min(ω/n, 1)``. With ``throw=True`` (the default) a non-finite
+    ``n`` is an error: the state ``(bad,)`` holds the flag, ``error(state)`` reports it, and
+    ``update``/``train`` raise after the step, naming the parameter. ``throw=False``: no
+    state, a NaN norm gives a NaN step. Defaults ``omega=10.0, p=2``. Flux v0.12's
+    ``ClipNorm(thresh)`` had no default, only ``p = 2`` and never raised.
+
+    >>> rule, x, g = ClipNorm(1.0), jnp.array([1.0, 2.0]), jnp.array([3.0, -4.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step, rule.error(state)
+    (Array([ 0.6, -0.8], dtype=float32), Array(False, dtype=bool))
+    """
+
+    formula = "n = ‖g‖ₚ (per array); d = g·min(ω/n, 1)"
+
+    def __init__(self, omega: Hyper = 10.0, p: float = 2, *, throw: bool = True):
+        self.omega = check(self, "omega", omega, lo=0)
+        p = _static(self, "p", p, lo=0, lo_open=True)
+        self.p = int(p) if p.is_integer() else p
+        self.throw = _flag(self, "throw", throw)
+
+    def init(self, x):
+        return (jnp.asarray(False),) if self.throw else ()
+
+    def apply(self, state, x, dx):
+        n = _pnorm(dx, self.p)
+        d = dx * jnp.minimum(_c(self.omega, x) / n, 1)
+        return ((~jnp.isfinite(n),) if self.throw else ()), d
+
+    def error(self, state):
+        return state[0] if self.throw else None
+
+
+class InvDecay(Rule):
+    """Inverse decay of the step (Flux v0.12): ``d = g/(1 + γ·n)``, then ``n ← n + 1``.
+
+    The counter ``n`` starts at 1, so the first step is already scaled by ``1/(1+γ)``.
+    State ``(n,)`` (int32). Default ``gamma=0.001``. Place it after a rule that applies η:
+    ``OptimiserChain(Adam(), InvDecay())``. Not in Optimisers.jl.
+
+    >>> rule, x, g = InvDecay(0.5), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> state, step = rule.apply(state, x, g)
+    >>> step  # g/(1 + 0.5·2)
+    Array([ 0.25, -0.5 ], dtype=float32)
+    """
+
+    formula = "d = g/(1 + γ·n); n ← n + 1 (n₀ = 1)"
+
+    def __init__(self, gamma: Hyper = 0.001):
+        self.gamma = check(self, "gamma", gamma, lo=0)
+
+    def init(self, x):
+        return (_int(1),)
+
+    def apply(self, state, x, dx):
+        n = state[0]
+        return (n + 1,), dx / (1 + _c(self.gamma, x) * n.astype(x.dtype))
+
+
+class ExpDecay(Rule):
+    """Exponential decay of the learning rate (Flux v0.12.9+): ``d = η_n·g``.
+
+    On the n-th update of an array, when ``n > start`` and ``n mod decay_step == 0``,
+    ``η ← max(η·decay, clip)`` (``clip`` is a floor); the decayed η is used at once. ExpDecay
+    multiplies by its own η, so ``OptimiserChain(Adam(), ExpDecay(1.0))`` decays Adam's rate.
+    Defaults ``eta=0.001, decay=0.1, decay_step=1000, clip=1e-4, start=0``.
+
+    Difference from Flux v0.12: Flux kept one η shared by all arrays (decayed by the first
+    array to reach a multiple of ``decay_step``); here the decayed η is kept per array in the
+    state ``(η, n)``. The two agree when all arrays update together, as in ``train``.
+
+    >>> rule, x, g = ExpDecay(1.0, 0.5, 2), jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> state, step = rule.apply(state, x, g)
+    >>> step  # decayed at n = 2
+    Array([ 0.25, -0.5 ], dtype=float32)
+    """
+
+    formula = "n ← n + 1; η ← max(η·decay, clip) if n > start and n mod step = 0; d = η·g"
+
+    def __init__(
+        self,
+        eta: Hyper = 0.001,
+        decay: Hyper = 0.1,
+        decay_step: int = 1000,
+        clip: Hyper = 1e-4,
+        start: int = 0,
+    ):
+        self.eta = check(self, "eta", eta, lo=0)
+        self.decay = check(self, "decay", decay, lo=0)
+        self.decay_step = _static(self, "decay_step", decay_step, lo=1, integer=True)
+        self.clip = check(self, "clip", clip, lo=0)
+        self.start = _static(self, "start", start, lo=0, integer=True)
+
+    def init(self, x):
+        return (jnp.asarray(_first(self.eta), x.dtype), _int(0))
+
+    def apply(self, state, x, dx):
+        eta, n = state[0], state[1] + 1
+        hit = (n > self.start) & (n % self.decay_step == 0)
+        eta = jnp.where(hit, jnp.maximum(eta * _c(self.decay, x), _c(self.clip, x)), eta)
+        return (eta, n), eta * dx
+
+
+class SkipNonFinite(Rule):
+    """Skips the update when the gradient has a non-finite element (NaN or ±Inf).
+
+    ``ok = all(isfinite(g))``; ``d = g`` if ok else 0, and the gate is closed: the parameter
+    is left unchanged and the rules after it in an ``OptimiserChain`` keep their old state.
+    Put it first: ``OptimiserChain(SkipNonFinite(), Adam())``. State ``(ok,)``. Not in Flux.
+
+    >>> rule, x, g = SkipNonFinite(), jnp.array([1.0, 2.0]), jnp.array([0.5, jnp.nan])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step, rule.gate(state)
+    (Array([0., 0.], dtype=float32), Array(False, dtype=bool))
+    """
+
+    formula = "d = g if all(isfinite(g)) else no update"
+
+    def init(self, x):
+        return (jnp.asarray(True),)
+
+    def apply(self, state, x, dx):
+        ok = jnp.all(jnp.isfinite(dx))
+        return (ok,), jnp.where(ok, dx, jnp.zeros_like(dx))
+
+    def gate(self, state):
+        return state[0]
+
+
+class AccumGrad(Rule):
+    """Accumulates ``n`` gradients and then steps with their mean.
+
+    ``acc ← g/n`` on the first of each group, else ``acc ← acc + g/n``; after the n-th the
+    gate opens and ``d = acc``, otherwise there is no update (``d = 0``, gate closed, later
+    rules of the chain keep their state). State ``(acc, counter)``. Use as
+    ``OptimiserChain(AccumGrad(4), Adam())``. Not in Flux v0.12.
+
+    >>> rule, x = AccumGrad(2), jnp.array([1.0, 2.0])
+    >>> state, step = rule.apply(rule.init(x), x, jnp.array([1.0, 3.0]))
+    >>> rule.gate(state)
+    Array(False, dtype=bool)
+    >>> state, step = rule.apply(state, x, jnp.array([3.0, 5.0]))
+    >>> step, rule.gate(state)
+    (Array([2., 4.], dtype=float32), Array(True, dtype=bool))
+    """
+
+    formula = "acc ← acc + g/n; after n gradients d = acc, else no update"
+
+    def __init__(self, n: int):
+        self.n = _static(self, "n", n, lo=1, integer=True)
+
+    def init(self, x):
+        return (jnp.zeros_like(x), _int(1))
+
+    def apply(self, state, x, dx):
+        (acc, c), n = state, self.n
+        acc = jnp.where(c == 1, dx / n, acc + dx / n)
+        done = c == n
+        return (acc, jnp.where(done, 1, c + 1)), jnp.where(done, acc, jnp.zeros_like(acc))
+
+    def gate(self, state):
+        return state[1] == 1
+
+
+class OptimiserChain(Rule):
+    """Applies rules in sequence, each to the previous one's step: ``d = rₖ(…r₁(g))``.
+
+    The state is the tuple of member states. When a member's gate is closed (``AccumGrad``
+    still gathering, ``SkipNonFinite`` on a bad gradient) the members after it keep their
+    old state, the chain's step is 0 and its gate is closed. The chain's error is the OR of
+    its members'. An empty chain passes the gradient through (``d = g``). Flux v0.12's
+    ``Optimiser`` (an alias); ``chain[i]`` and iteration work as there.
+
+    >>> rule = OptimiserChain(ClipGrad(0.7), Descent(0.1))
+    >>> rule
+    OptimiserChain(ClipGrad(delta=0.7), Descent(eta=0.1))
+    >>> x, g = jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.05, -0.07], dtype=float32)
+    """
+
+    formula = "d = rₖ(…r₂(r₁(g)))"
+
+    def __init__(self, *rules: Rule):
+        bad = [r for r in rules if not isinstance(r, Rule)]
+        if bad:
+            raise TypeError(f"OptimiserChain: rules must be optimiser rules, got {bad[0]!r}.")
+        self.rules = tuple(rules)
+
+    def init(self, x):
+        return tuple(r.init(x) for r in self.rules)
+
+    def apply(self, state, x, dx):
+        new, open_ = [], None
+        for r, s in zip(self.rules, state):
+            s2, dx = r.apply(s, x, dx)
+            if open_ is not None:  # a closed gate before r: keep r's old state
+                s2 = jax.tree.map(lambda a, b, o=open_: jnp.where(o, a, b), s2, s)
+            new.append(s2)
+            open_ = _and(open_, r.gate(s2))
+        return tuple(new), dx if open_ is None else jnp.where(open_, dx, jnp.zeros_like(dx))
+
+    def gate(self, state):
+        open_ = None
+        for r, s in zip(self.rules, state):
+            open_ = _and(open_, r.gate(s))
+        return open_
+
+    def error(self, state):
+        err, open_ = None, None
+        for r, s in zip(self.rules, state):
+            e = r.error(s)
+            if e is not None:  # counts only when the gates before r were open (r ran)
+                e = e if open_ is None else e & open_
+                err = e if err is None else err | e
+            open_ = _and(open_, r.gate(s))
+        return err
+
+    def __getitem__(self, i: int | slice) -> Rule:
+        return OptimiserChain(*self.rules[i]) if isinstance(i, slice) else self.rules[i]
+
+    def __iter__(self):
+        return iter(self.rules)
+
+    def __repr__(self) -> str:
+        return f"OptimiserChain({', '.join(map(repr, self.rules))})"
+
+
+def _and(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else a & b
+
+
+# Flux v0.12 names (renamed in v0.13.4); the same class objects.
+ADAM = Adam
+RADAM = RAdam
+NADAM = NAdam
+ADAMW = AdamW
+ADAGrad = AdaGrad
+ADADelta = AdaDelta
+OADAM = OAdam
+ClipValue = ClipGrad
+Optimiser = OptimiserChain
