@@ -348,8 +348,10 @@ def test_eps_is_the_machine_epsilon_of_yhat():
     with jax.enable_x64(True):
         value = fx.crossentropy(jnp.array(yhat, jnp.float64), jnp.array(y, jnp.float64))
         assert float(value) == pytest.approx(52 * math.log(2))
-    for f in (fx.focal_loss, fx.binary_focal_loss):  # p = ŷ + ϵ, so (1 - ϵ)²·(-log ϵ)
-        assert float(f(jnp.array(yhat), jnp.array(y))) == pytest.approx(23 * math.log(2))
+    # focal losses: p = ŷ + ϵ, so a target predicted with 0 costs (1 - ϵ)²·(-log ϵ)
+    assert float(fx.focal_loss(jnp.array(yhat), jnp.array(y))) == pytest.approx(23 * math.log(2))
+    value = fx.binary_focal_loss(jnp.array([0.0]), jnp.array([1.0]))
+    assert float(value) == pytest.approx(23 * math.log(2))
     assert float(fx.crossentropy(jnp.array(yhat), jnp.array(y), eps=1e-3)) == pytest.approx(
         -math.log(1e-3), rel=1e-5
     )

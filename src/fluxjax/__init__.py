@@ -17,6 +17,7 @@ from .losses import *  # noqa: F403
 from .module import *  # noqa: F403
 from .onehot import *  # noqa: F403
 from .optimise import *  # noqa: F403
+from .optimise.listing import rules  # noqa: F401
 from .rng import host_rng, next_key, seed  # noqa: F401
 from .train import *  # noqa: F403
 

@@ -98,9 +98,9 @@ class Params:
     >>> ps = fx.params(m[1])
     >>> len(ps), [p.shape for p in ps]
     (2, [(1, 4), (1,)])
-    >>> ps.add(m[0].weight); len(ps)
+    >>> _ = ps.add(m[0].weight); len(ps)
     3
-    >>> ps.remove(m[1]); [p.shape for p in ps]
+    >>> _ = ps.remove(m[1]); [p.shape for p in ps]
     [(4, 1)]
     """
 
@@ -160,6 +160,14 @@ class Params:
     def __repr__(self) -> str:
         shapes = ", ".join("×".join(map(str, p.get().shape)) or "scalar" for p in self._entries)
         return f"Params([{shapes}])"
+
+    def key(self) -> tuple[Any, ...]:
+        """Identity of the collection's contents (the slots), for caching compiled steps."""
+        cached = self.__dict__.get("_key")
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, tuple(p.key() for p in self._entries))
+            self.__dict__["_key"] = cached
+        return cached[1]
 
     @property
     def entries(self) -> list[Param]:

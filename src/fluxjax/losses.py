@@ -317,6 +317,9 @@ def binary_focal_loss(
 ) -> Array:
     """Binary focal loss: ``p = ŷ + ϵ``, ``pₜ = y·p + (1-y)(1-p)``, ``agg((1-pₜ)^γ · -log pₜ)``.
 
+    As in Flux, ϵ is added before forming ``1 - p``, so it reduces ``1 - ŷ``; ``ŷ = 1`` with
+    ``y = 0`` takes the log of ``-ϵ`` (NaN here; Julia throws a DomainError).
+
     >>> float(binary_focal_loss(jnp.array([0.5]), jnp.array([1.0])))
     0.1733
     """

@@ -259,7 +259,8 @@ def _count_comment(m: Module) -> str:
 
 # -- walking --------------------------------------------------------------------------
 def trainable(m: Module) -> dict[str, Any]:
-    """The attributes of ``m`` an optimiser may update (Flux's ``trainable``), by name.
+    """The attributes of ``m`` an optimiser may update (Flux's ``trainable``), by name:
+    those holding arrays or modules, or the ones ``m.trainable()`` names.
 
     >>> import fluxjax as fx
     >>> sorted(fx.trainable(fx.Dense(2, 3)))
@@ -268,7 +269,7 @@ def trainable(m: Module) -> dict[str, Any]:
     names = m.trainable()
     attrs = _attrs(m)
     if names is None:
-        return attrs
+        return {k: v for k, v in attrs.items() if not isinstance(_split(v, []), _Static)}
     missing = [n for n in names if n not in attrs]
     if missing:
         raise AttributeError(
@@ -445,11 +446,12 @@ def f64(m: Any) -> Any:
     process (warning once), which also changes the default dtype of your own
     ``jnp.array(1.0)``. fluxjax's own defaults (initialisers, assigned lists) stay float32.
 
-    >>> import fluxjax as fx, warnings
+    >>> import fluxjax as fx, jax, warnings
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
     ...     fx.f64(fx.Dense(1, 1)).weight.dtype
     dtype('float64')
+    >>> jax.config.update("jax_enable_x64", False)  # back to JAX's default, for what follows
     """
     enable_x64()
     return fmap(_convert(jnp.float64), m)

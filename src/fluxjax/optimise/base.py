@@ -182,8 +182,8 @@ class Rule:
         return new
 
     def replace(self, **changes: Any) -> Rule:
-        """A copy with some hyperparameters changed (validated by re-running ``__init__``
-        where the rule's constructor accepts the fields by name)."""
+        """A copy with some hyperparameters changed, validated by the rule's constructor
+        when it takes its fields by name (else the fields are set on a copy)."""
         fields = self.hyperparameters()
         unknown = [k for k in changes if k not in fields]
         if unknown:
@@ -191,11 +191,14 @@ class Rule:
                 f"{type(self).__name__} has no hyperparameter {unknown[0]!r}; "
                 f"its hyperparameters are {', '.join(fields) or '(none)'}."
             )
-        new = copy.copy(self)
-        new.__dict__ = {k: v for k, v in self.__dict__.items() if not k.startswith("_fx_")}
-        for k, v in changes.items():
-            setattr(new, k, v)
-        return new
+        try:
+            return type(self)(**{**fields, **changes})
+        except TypeError:
+            new = copy.copy(self)
+            new.__dict__ = {k: v for k, v in self.__dict__.items() if not k.startswith("_fx_")}
+            for k, v in changes.items():
+                setattr(new, k, v)
+            return new
 
     def current(self, name: str, t: int | None = None) -> Any:
         """The value of hyperparameter ``name`` (a schedule evaluated at ``t`` when given)."""

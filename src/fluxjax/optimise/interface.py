@@ -80,6 +80,8 @@ def _where(ok: Any, new: Any, old: Any) -> Any:
 def apply_one(rule: Rule, state: Any, x: Any, g: Any, t: Any) -> tuple[Any, Any, Any, Any]:
     """One parameter's update: ``(new_x, new_state, new_t, error_flag_or_None)``."""
     r = rule.resolve(t + 1) if t is not None else rule
+    if g.dtype != x.dtype:
+        g = g.astype(x.dtype)
     new_state, step = r.apply(state, x, g)
     new_x = (x - step).astype(x.dtype)
     ok = r.gate(new_state)

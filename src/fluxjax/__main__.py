@@ -1,0 +1,371 @@
+"""The command line: ``python -m fluxjax demo | compare | digits | rules`` (also ``fluxjax ...``).
+
+* ``demo``: the tutorial's 1-D fit in its four minibatch regimes, the loss printed as it
+  trains, then fit.png, loss.png and train.gif (with matplotlib installed).
+* ``compare``: several optimiser rules on one problem of ``fx.lab``: a table and plots.
+* ``digits``: the chapter-7 classifier on scikit-learn's digits, or on MNIST IDX files.
+* ``rules``: the table of optimiser rules.
+
+``main(argv)`` returns the exit code; ``--help`` works on every command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fluxjax as fx
+from fluxjax import datasets, lab
+
+PLOTS_HINT = "pictures need matplotlib: pip install 'fluxjax[plots]'"
+
+
+def _have_plots() -> bool:
+    try:
+        from fluxjax import plots
+
+        plots._mpl()
+    except ImportError:
+        return False
+    return True
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+
+# ---- demo ------------------------------------------------------------------------------------
+
+
+def _regimes(x: np.ndarray, y: np.ndarray, seed: int) -> list[tuple[str, str, Any]]:
+    """(name, how the data are given, data or a per-epoch data maker) of the four regimes."""
+    rng = np.random.default_rng(seed)
+    sevens = [(x[i : i + 7], y[i : i + 7]) for i in range(0, len(x), 7)]
+    return [
+        ("all data each step", "[(x, y)]", [(x, y)]),
+        (
+            "one observation per step, shuffled each epoch",
+            "DataLoader((x, y), batchsize=1, shuffle=True)",
+            fx.DataLoader((x, y), batchsize=1, shuffle=True, rng=seed),
+        ),
+        (
+            "batches of 7 consecutive points, shuffled each epoch",
+            "a new shuffle of [(x[0:7], y[0:7]), ...] each epoch",
+            lambda: [sevens[i] for i in rng.permutation(len(sevens))],
+        ),
+        (
+            "batches of 3 from a DataLoader",
+            "DataLoader((x, y), batchsize=3)",
+            fx.DataLoader((x, y), 3),
+        ),
+    ]
+
+
+class _Reporter:
+    """The tutorial's callback: the loss on all the data, printed every ``every`` epochs."""
+
+    def __init__(self, loss: Callable[[], float], every: int) -> None:
+        self.loss, self.every, self.shown, self.values = loss, every, 0, []
+
+    def __call__(self, ctx: Any) -> None:
+        self.at(ctx.epoch)
+
+    def at(self, epoch: int) -> None:
+        if epoch == 0 or epoch // self.every > self.shown:
+            self.shown = epoch // self.every
+            value = float(self.loss())
+            self.values.append(value)
+            print(f"  epoch {epoch:>6}  loss {value:.5f}", flush=True)
+
+
+def _train_regime(
+    model: Any, data: Any, args: argparse.Namespace, every: int, on_chunk: Any
+) -> Any:
+    """Train one regime from the tutorial's start; returns (history, reporter)."""
+    x, y = datasets.seed_data()
+    ps, opt, epochs = fx.params(model), fx.Adam(args.eta), args.epochs
+
+    def loss(x: Any, y: Any) -> Any:
+        return fx.mse(model(x), y)
+
+    report = _Reporter(lambda: loss(x, y), every)
+    report.at(0)
+    if callable(data) and not isinstance(data, fx.DataLoader):  # re-shuffled each epoch
+        runs = []
+        for epoch in range(1, epochs + 1):
+            runs.append(fx.train(loss, ps, data(), opt, steps_per_call=1))  # same opt: moments go on
+            report.at(epoch)
+        history = fx.History()
+        for epoch, h in enumerate(runs, start=1):
+            history.losses += h.losses
+            history.epochs += [epoch] * len(h.losses)
+        history.steps = list(range(1, len(history.losses) + 1))
+        return history, report
+    per_epoch = len(data)
+    cbs = [report] + ([on_chunk] if on_chunk else [])
+    chunk = math.gcd(every, on_chunk.every) if on_chunk else every
+    history = fx.train(loss, ps, data, opt, epochs=epochs, cb=cbs, steps_per_call=chunk * per_epoch)
+    return history, report
+
+
+class _Snapshots:
+    """A callback keeping the parameters every ``every`` epochs (the GIF's frames)."""
+
+    def __init__(self, model: Any, every: int) -> None:
+        self.ps, self.every = fx.params(model), every
+        self.frames, self.labels = [[np.asarray(p) for p in self.ps]], ["epoch 0"]
+
+    def __call__(self, ctx: Any) -> None:
+        if ctx.epoch // self.every >= len(self.frames):
+            self.frames.append([np.asarray(p) for p in self.ps])
+            self.labels.append(f"epoch {ctx.epoch}")
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The tutorial's 1-D fit in four regimes, then fit.png, loss.png and train.gif."""
+    x, y = datasets.seed_data()
+    every = args.every or max(1, args.epochs // 5)
+    print("fluxjax demo: fit f(x) = 0.2 sin(4πx) + 0.3 e^-x + 4x^6 - 3.5x^5 at 21 points")
+    print(f"model: {lab.seed_model()!r}")
+    print(f"start: the tutorial's hand-set weights; loss: mse; optimiser: Adam(eta={args.eta})")
+    print(f"each regime: {args.epochs} epochs from that start, with a fresh optimiser\n")
+    models, histories, rows = {}, {}, []
+    snaps = None
+    for k, (name, how, data) in enumerate(_regimes(x, y, args.seed), start=1):
+        print(f"[{k}/4] {name}: {how}", flush=True)
+        model = lab.seed_model()
+        if k == 1:
+            snaps = _Snapshots(model, max(1, args.epochs // args.frames))
+        t0 = time.perf_counter()
+        history, report = _train_regime(model, data, args, every, snaps if k == 1 else None)
+        seconds = time.perf_counter() - t0
+        final = float(fx.mse(model(x), y))
+        print(f"  done: loss {final:.5f} in {seconds:.2f} s\n", flush=True)
+        models[name], histories[name] = model, history
+        rows.append((name, final, seconds))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'regime':<{width}}  final loss  time [s]")
+    for name, final, seconds in rows:
+        print(f"{name:<{width}}  {final:>10.5f}  {seconds:>8.2f}")
+    if args.no_plots:
+        return 0
+    if not _have_plots():
+        print(f"\n{PLOTS_HINT} (training worked; no pictures written)")
+        return 0
+    return _demo_pictures(args, models, histories, snaps, (x, y))
+
+
+def _demo_pictures(
+    args: argparse.Namespace, models: dict, histories: dict, snaps: Any, data: tuple
+) -> int:
+    from fluxjax import plots
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = f"the tutorial's fit after {args.epochs} epochs of Adam"
+    paths = [out / "fit.png", out / "loss.png", out / "train.gif"]
+    plots.fit(models, datasets.seed_function, data, title=title, path=paths[0])
+    plots.loss_curve(
+        histories,
+        x="epoch",
+        ylabel="mean loss of the epoch's batches",
+        title="loss per epoch, four regimes",
+        path=paths[1],
+    )
+    frames_model = lab.seed_model()
+    plots.animate_training(
+        frames_model,
+        snapshots=snaps.frames,
+        labels=snaps.labels,
+        f=datasets.seed_function,
+        data=data,
+        path=paths[2],
+        title="all data each step",
+    )
+    print("\npictures:")
+    for p in paths:
+        print(f"  {p}")
+    return 0
+
+
+# ---- compare ---------------------------------------------------------------------------------
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Several rules on one problem: the table on stdout and in table.txt, plus plots."""
+    try:
+        result = lab.compare(
+            args.rules,
+            args.problem,
+            args.steps,
+            threshold=args.threshold,
+            eta=args.eta,
+            seed=args.seed,
+            progress=args.progress,
+        )
+    except (ValueError, TypeError) as e:
+        print(f"fluxjax compare: error: {e}", file=sys.stderr)
+        return 2
+    table = result.table()
+    print(table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "table.txt"]
+    written[0].write_text(table + "\n", encoding="utf-8")
+    if not args.no_plots:
+        if _have_plots():
+            written.append(out / "loss.png")
+            result.plot_losses(path=written[-1])
+            if result.paths:
+                written.append(out / "paths.png")
+                result.plot_paths(path=written[-1])
+        else:
+            print(f"\n{PLOTS_HINT} (only table.txt written)")
+    print("\nwritten:")
+    for p in written:
+        print(f"  {p}")
+    return 0
+
+
+# ---- digits ----------------------------------------------------------------------------------
+
+
+def contrast(x: Any) -> Any:
+    """The tutorial's fixed first layer: x -> σ(20(x − 0.5)), raising the contrast."""
+    return fx.sigmoid(20 * (x - 0.5))
+
+
+def accuracy(model: Any, x: Any, labels: np.ndarray) -> float:
+    """The share of ``x`` whose ``onecold`` prediction equals the label."""
+    return float(np.mean(np.asarray(fx.onecold(model(x))) == labels))
+
+
+def digits(args: argparse.Namespace) -> int:
+    """The chapter-7 classifier on scikit-learn's digits (or MNIST from --mnist DIR)."""
+    try:
+        if args.mnist:
+            data, source = datasets.load_mnist(args.mnist, args.n_train, args.n_test), "MNIST"
+        else:
+            data, source = datasets.load_digits(seed=args.seed), "scikit-learn digits"
+    except (ImportError, OSError, ValueError) as e:
+        print(f"fluxjax digits: error: {e}", file=sys.stderr)
+        return 1
+    xtr, ytr, xte, yte = data
+    n_in = xtr.shape[1]
+    model = fx.Chain(contrast, fx.Dense(n_in, 28, fx.relu), fx.Dense(28, 10), fx.softmax)
+    loader = fx.DataLoader(
+        (xtr, np.asarray(fx.onehotbatch(ytr, range(10)))),
+        batchsize=-(-len(xtr) // 4),
+        shuffle=True,
+        rng=args.seed,
+    )
+    print(f"{source}: {len(xtr)} training and {len(xte)} test images of {n_in} pixels")
+    print(f"model {model!r}; crossentropy; Adam(); 4 batches per epoch; {args.epochs} epochs")
+
+    def loss(x: Any, y: Any) -> Any:
+        return fx.crossentropy(model(x), y)
+
+    t0 = time.perf_counter()
+    fx.train(loss, fx.params(model), loader, fx.Adam(), epochs=args.epochs, progress=args.progress)
+    seconds = time.perf_counter() - t0
+    print(f"train accuracy {accuracy(model, xtr, ytr):.4f}")
+    print(f"test accuracy {accuracy(model, xte, yte):.4f}")
+    print(f"time {seconds:.2f} s")
+    return 0
+
+
+# ---- rules, and the parser -------------------------------------------------------------------
+
+
+def rules(args: argparse.Namespace) -> int:
+    """Print every optimiser rule: constructor, aliases and update formula."""
+    print(fx.rules_table())
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fluxjax", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action="version", version=f"fluxjax {fx.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="command")
+
+    d = sub.add_parser(
+        "demo",
+        help="the tutorial's 1-D fit in four regimes, with pictures",
+        description=demo.__doc__,
+    )
+    d.add_argument("--epochs", type=_positive, default=5000, help="epochs per regime (5000)")
+    d.add_argument("--every", type=_positive, help="print the loss every N epochs (epochs/5)")
+    d.add_argument("--eta", type=float, default=0.001, help="Adam's learning rate (0.001)")
+    d.add_argument("--frames", type=_positive, default=20, help="frames of train.gif (20)")
+    d.add_argument("--out", default="fluxjax-demo", help="folder for the pictures")
+    d.add_argument("--seed", type=int, default=0, help="seed of the shuffling (0)")
+    d.add_argument("--no-plots", action="store_true", help="train and print only")
+    d.set_defaults(func=demo)
+
+    c = sub.add_parser(
+        "compare", help="compare optimiser rules on a test problem", description=compare.__doc__
+    )
+    c.add_argument(
+        "--rules",
+        help="comma-separated rules, e.g. 'Adam,Momentum(0.001)' (default: the problem's own list)",
+    )
+    c.add_argument("--problem", default="rosenbrock", choices=list(lab.PROBLEMS))
+    c.add_argument("--steps", type=_positive, default=500, help="steps per rule (500)")
+    c.add_argument("--eta", type=float, help="set every rule's learning rate")
+    c.add_argument("--threshold", type=float, help="loss to reach (the problem's default)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", default="fluxjax-compare", help="folder for table.txt and plots")
+    c.add_argument("--no-plots", action="store_true")
+    c.add_argument("--progress", action="store_true", help="show progress bars")
+    c.set_defaults(func=compare)
+
+    g = sub.add_parser(
+        "digits", help="the chapter-7 handwritten-digit classifier", description=digits.__doc__
+    )
+    g.add_argument("--epochs", type=_positive, default=300, help="epochs of 4 batches (300)")
+    g.add_argument("--mnist", metavar="DIR", help="read MNIST IDX files from DIR instead")
+    g.add_argument("--n-train", type=_positive, default=1000, help="MNIST training images")
+    g.add_argument("--n-test", type=_positive, default=1000, help="MNIST test images")
+    g.add_argument("--seed", type=int, default=0, help="split and shuffling seed (0)")
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stderr.isatty(),
+        help="progress bar (on in a terminal)",
+    )
+    g.set_defaults(func=digits)
+
+    r = sub.add_parser("rules", help="list the optimiser rules", description=rules.__doc__)
+    r.set_defaults(func=rules)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (``sys.argv[1:]`` by default); returns the exit
+    code (argparse's 2 for bad arguments, 0 after ``--help``)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 1
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
