@@ -359,3 +359,21 @@ def test_progress_bar_runs(capsys):
                  progress=True)
     assert len(h.losses) == 5
     assert "5/5" in capsys.readouterr().err
+
+
+def test_per_epoch_loop_reports_a_failure_by_the_next_call():
+    m = seed_model()
+    bad = Y.copy()
+    bad[0] = np.nan
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Adam()
+    fx.train(loss, ps, [(X, Y)], opt)
+    kept = [np.asarray(p) for p in ps]
+    fx.train(loss, ps, [(X, bad)], opt)  # one step per call: checked without stalling
+    with pytest.raises(FloatingPointError, match="not finite"):
+        for _ in range(3):
+            fx.train(loss, ps, [(X, Y)], opt)
+    for a, b in zip(kept, ps):  # nothing after the failed step was applied
+        np.testing.assert_array_equal(a, b)
+    h = fx.train(loss, ps, [(X, Y)], opt)  # after the error, training can go on
+    assert np.isfinite(h.losses[0])

@@ -71,6 +71,22 @@ def _save(fig: Any, path: str | os.PathLike[str] | None, dpi: int = 100) -> Any:
     return fig
 
 
+_LONG = 4  # legends with more entries go to the right of the axes, on a wider figure
+
+
+def _legend(ax: Any) -> None:
+    """A legend inside the axes, or to their right when it is long."""
+    n = len(ax.get_legend_handles_labels()[1])
+    if n > _LONG:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, framealpha=0.9)
+    elif n:
+        ax.legend(loc="best", framealpha=0.9)
+
+
+def _wide(figsize: tuple[float, float], entries: int) -> tuple[float, float]:
+    return (figsize[0] + 3.2, figsize[1]) if entries > _LONG else figsize
+
+
 def _colors(n: int) -> list[Any]:
     cycle = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
     cycle += ["#7f7f7f", "#bcbd22", "#17becf"]
@@ -136,7 +152,7 @@ def loss_curve(
       epochs), so runs with different batch counts per epoch line up.
     """
     runs = _runs(history, labels)
-    fig = _figure(figsize)
+    fig = _figure(_wide(figsize, sum(name is not None for name, _ in runs)))
     ax = fig.add_subplot()
     everything = []
     for (name, h), color in zip(runs, _colors(len(runs))):
@@ -157,8 +173,7 @@ def loss_curve(
     ax.grid(True, which="major", alpha=0.3)
     if title:
         ax.set_title(title)
-    if any(name is not None for name, _ in runs):
-        ax.legend(frameon=True, framealpha=0.9)
+    _legend(ax)
     return _save(fig, path)
 
 
@@ -229,7 +244,9 @@ def _limits(data: Any, column: int, given: Any, default: tuple[float, float]) ->
 def _fit1d(model, f, data, xlim, n, title, path, figsize):  # noqa: ANN001, ANN202
     lo, hi = _limits(data, 0, xlim, (0.0, 1.0))
     xs = np.linspace(lo, hi, n).reshape(-1, 1)
-    fig = _figure(figsize or (6.4, 4.2))
+    models = _models(model)
+    entries = len(models) + (data is not None) + (f is not None)
+    fig = _figure(figsize or _wide((6.4, 4.2), entries))
     ax = fig.add_subplot()
     if data is not None:
         x, y = (np.asarray(a, dtype=float).reshape(len(a), -1) for a in data)
@@ -237,7 +254,6 @@ def _fit1d(model, f, data, xlim, n, title, path, figsize):  # noqa: ANN001, ANN2
     if f is not None:
         ys = np.asarray(f(xs), dtype=float).reshape(n, -1)
         ax.plot(xs[:, 0], ys[:, 0], "--", color="0.45", lw=1.5, label="true f(x)")
-    models = _models(model)
     for (name, m), color in zip(models, _colors(len(models))):
         ys = _predict(m, xs)
         for k in range(ys.shape[1]):
@@ -246,7 +262,7 @@ def _fit1d(model, f, data, xlim, n, title, path, figsize):  # noqa: ANN001, ANN2
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.grid(True, alpha=0.3)
-    ax.legend(framealpha=0.9)
+    _legend(ax)
     if title:
         ax.set_title(title)
     return _save(fig, path)

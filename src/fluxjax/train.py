@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._plan import SKIPS, Plan, captured_arrays, loss_key
+from ._plan import SKIPS, Plan, _filled, captured_arrays, loss_key
 from .autodiff import Param, Params
 from .callbacks import History, SkipException, StepContext, StopException
 from .data import DataLoader
@@ -112,7 +112,36 @@ def _build(loss: Any, target: Any, opt: Any) -> tuple[Any, Callable[[], Plan]]:
     )
 
 
+_LAST: list[Any] = [None, None, None, None, None]  # loss, target, opt, versions, plan
+
+
+def _versions(loss: Any, target: Any) -> tuple[Any, ...]:
+    cells = getattr(loss, "__closure__", None) or ()
+    return (
+        structure_version(),
+        rule_version(),
+        getattr(target, "version", 0),
+        *(id(c.cell_contents) if _filled(c) else None for c in cells),
+    )
+
+
 def _plan(loss: Any, target: Any, opt: Any) -> Plan:
+    """The plan for (loss, target, opt): the same objects as last call and nothing changed
+    is one comparison (the tutorial's loop); otherwise a cache look-up by content."""
+    last = _LAST
+    if (
+        loss is last[0]
+        and target is last[1]
+        and opt is last[2]
+        and _versions(loss, target) == last[3]
+    ):
+        return last[4]
+    plan = _lookup(loss, target, opt)
+    _LAST[:] = [loss, target, opt, _versions(loss, target), plan]
+    return plan
+
+
+def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
     key, make = _build(loss, target, opt)
     plan = _PLANS.get(key)
     if plan is not None and plan.structure != structure_version():
@@ -212,14 +241,19 @@ def _takes_context(f: Any) -> bool:
     return takes
 
 
+_LAST_CB: list[Any] = [None, None]
+
+
 def _callbacks(cb: Any) -> list[tuple[Callable[..., Any], bool]]:
-    if cb is None:
-        return []
+    if cb is _LAST_CB[0]:
+        return _LAST_CB[1]
     cbs = list(cb) if isinstance(cb, list | tuple) else [cb]
     for f in cbs:
         if not callable(f):
             raise TypeError(f"train: cb must be a function or a list of them, got {f!r}.")
-    return [(f, _takes_context(f)) for f in cbs]
+    out = [(f, _takes_context(f)) for f in cbs]
+    _LAST_CB[:] = [cb, out]
+    return out
 
 
 def _fire(cbs: list[tuple[Callable[..., Any], bool]], *context: Any) -> bool:
@@ -243,14 +277,6 @@ def _fire(cbs: list[tuple[Callable[..., Any], bool]], *context: Any) -> bool:
 def _lazy(losses: Any, index: Any) -> Callable[[], Any]:
     """A zero-argument function reading one loss of a device block (only when called)."""
     return lambda: losses[index]
-
-
-def _eta(rule: Rule) -> float | None:
-    for r in (rule, *rule.children()):
-        v = getattr(r, "eta", None)
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            return float(v)
-    return None
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -343,7 +369,7 @@ def train(
                 "them are ignored. Pass them through `data` (e.g. [(X, Y)] with "
                 "loss(x, y)) or keep them in a module.",
             )
-    cbs = _callbacks(cb)
+    cbs = _callbacks(cb) if cb is not None else []
     hist = TrainHistory()
     bar = _bar(progress, data, epochs)
     try:
@@ -355,7 +381,9 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    plan.check(not compile, call_start)
+    # A call of several steps waits for its last one and reports a failure now; a call of
+    # one step (the per-epoch loop) reports it at the next call, to keep dispatching ahead.
+    plan.check(not compile or plan.steps_done - call_start > 1, call_start)
     return hist
 
 
@@ -379,6 +407,14 @@ def _bar_update(bar: Any, n: int, loss: Any, last: list[float]) -> None:
     if now - last[0] > 0.2:
         last[0] = now
         bar.set_postfix(loss=f"{float(loss):.4g}")
+
+
+def _same_batch(batch: Any, last: Any) -> bool:
+    """True when ``batch`` is a tuple of the very arrays of the last batch (arrays are
+    immutable for JAX; a NumPy array's shape and dtype cannot change in place either)."""
+    if last is None or type(batch) is not tuple or len(batch) != len(last):
+        return False
+    return all(a is b for a, b in zip(batch, last))
 
 
 def _pairs(sig: Any) -> list[tuple[Any, Any]]:
@@ -423,12 +459,13 @@ def _run_steps(
     bar: Any,
     call_start: int,
 ) -> None:
-    eta = _eta(plan.rules[0]) if cbs else None
+    eta = plan.eta
     step, last = 0, [0.0]
     for ep in range(1, n_epochs + 1):
         for bi, batch in enumerate(data):
             tv, ov = plan.inputs()
-            if compile and not plan.eager:
+            if compile and not plan.eager and not _same_batch(batch, plan.last_batch):
+                plan.last_batch = batch if type(batch) is tuple else None
                 sig = _signature(batch)
                 if sig != plan.signature:
                     _new_signature(plan, sig, bi)
@@ -462,7 +499,7 @@ def _call(plan: Plan, compile: bool, tv: list[Any], ov: list[Any], batch: Any) -
             "fx.skip_when(condition).",
         )
         plan.eager = True
-        plan.step = jax.jit(plan._step, donate_argnums=(0, 2))
+        plan.step = jax.jit(plan._step, donate_argnums=plan.donate)
         return plan._step(tv, ov, plan.bufs, plan.halt, batch)
 
 
@@ -482,7 +519,7 @@ def _run_fused(
     if total == 0:
         return
     chunk = steps_per_call or (1000 if cbs else 4096)
-    eta = _eta(plan.rules[0]) if cbs else None
+    eta = plan.eta
     last = [0.0]
     if kind == "list":
         stacked = (
