@@ -50,15 +50,18 @@ def test_seed_fit_implicit_loop_matches_an_independent_adam():
 
 
 def test_seed_fit_falls_tenfold_within_10000_epochs():
-    # The tutorial's fit (Flux, ADAM defaults) starts at loss ≈ 15.8 (computed here from the
-    # formula) and falls to ≈ 0.05 within the first 10,000 epochs; we require at least 10×.
+    # The tutorial's fit (ADAM defaults, mean squared error) starts at 15.8224 (the formula's
+    # value at the hand-set weights). Flux's own run could not be repeated here (no Julia);
+    # the same arithmetic in float32 reaches about 0.023 after 10,000 epochs (≈ 680×), and
+    # test_seed_fit_implicit_loop_matches_an_independent_adam pins the trajectory itself to
+    # an independent Adam. The issue asks for at least 10×; we require 100×.
     m = seed_model()
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
     start = float(loss(X, Y))
     assert abs(start - 15.8224) < 1e-3
     h = fx.train(loss, fx.params(m), [(X, Y)], fx.Adam(), epochs=10_000)
     assert len(h.losses) == 10_000
-    assert float(loss(X, Y)) < start / 10
+    assert float(loss(X, Y)) < start / 100
     assert h.losses[0] == pytest.approx(start, rel=1e-5)
     assert h.losses[-1] < h.losses[100] < h.losses[0]
 

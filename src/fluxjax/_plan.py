@@ -217,6 +217,7 @@ class Plan:
         self.steps_done = 0
         self.signature: Any = None
         self.last_batch: Any = None
+        self.stack_cache: Any = None
         self.eta = _eta(rules[0])
         self.signatures: list[Any] = []
         self.warned_captured = False

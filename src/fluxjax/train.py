@@ -522,9 +522,7 @@ def _run_fused(
     eta = plan.eta
     last = [0.0]
     if kind == "list":
-        stacked = (
-            data[0] if per_epoch == 1 else jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *data)
-        )
+        stacked = data[0] if per_epoch == 1 else _stacked(plan, data)
         cap = min(_pow2(chunk), 4096)
         fn = plan.fused("list", cap, per_epoch)
         done = 0
@@ -545,7 +543,7 @@ def _run_fused(
                 plan.check(True, call_start)
         return
     loader = data
-    device_data = jax.tree_util.tree_map(jnp.asarray, loader.data)
+    device_data = _on_device(loader)
     e_chunk = max(1, chunk // per_epoch)
     e_cap = _pow2(e_chunk)
     ep = 0
@@ -575,6 +573,30 @@ def _run_fused(
             if _fire(cbs, ep, ep * per_epoch, _lazy(ls, (e - 1, -1)), eta, per_epoch - 1):
                 return
             plan.check(True, call_start)
+
+
+def _stacked(plan: Plan, batches: list[Any]) -> Any:
+    """The batches stacked on the device; kept while they are the same JAX arrays (JAX
+    arrays are immutable), rebuilt every call from NumPy arrays (the user may change them)."""
+    leaves = [a for b in batches for a in jax.tree_util.tree_leaves(b)]
+    ids = tuple(id(a) for a in leaves)
+    cached = plan.stack_cache
+    if cached is not None and cached[0] == ids and all(a is b for a, b in zip(cached[1], leaves)):
+        return cached[2]
+    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batches)
+    if all(isinstance(a, jax.Array) for a in leaves):
+        plan.stack_cache = (ids, leaves, stacked)
+    return stacked
+
+
+def _on_device(loader: DataLoader) -> Any:
+    """A DataLoader's arrays on the device, kept on the loader: it holds private read-only
+    copies of NumPy data (memory-mapped data is never fused), so they cannot change."""
+    cached = loader.__dict__.get("_fx_device")
+    if cached is None or cached[0] is not loader.data:
+        cached = (loader.data, jax.tree_util.tree_map(jnp.asarray, loader.data))
+        loader.__dict__["_fx_device"] = cached
+    return cached[1]
 
 
 def skip_when(condition: Any) -> None:
