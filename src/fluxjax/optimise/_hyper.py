@@ -1,0 +1,69 @@
+"""Helpers shared by the rule modules: hyperparameters in the parameter's dtype, validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .base import Rule, check, is_schedule
+
+Hyper = float | Callable[[Any], Any]
+"""A hyperparameter: a number, or a schedule (a function of the update count ``t``)."""
+
+
+# -- helpers: hyperparameters in the parameter's dtype, validation ---------------------
+
+
+def _c(v: Any, x: Any) -> jax.Array:
+    """Hyperparameter ``v`` as a 0-d array of ``x``'s dtype (Optimisers.jl's ``T(v)``)."""
+    return jnp.asarray(v, x.dtype)
+
+
+def _eps(v: Any, x: Any) -> jax.Array:
+    """Epsilon in ``x``'s dtype; for float16 a nonzero ϵ is floored at 1e-7 (as Optimisers.jl)."""
+    if x.dtype == jnp.dtype("float16"):
+        v = jnp.asarray(v)  # compare with 0 before float16 rounds 1e-8 to 0
+        v = jnp.where(v == 0, v, jnp.maximum(v, 1e-7))
+    return _c(v, x)
+
+
+def _pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
+    return _c(v[0], x), _c(v[1], x)
+
+
+def _first(v: Any) -> Any:
+    """A hyperparameter's value for ``init``: a schedule is evaluated at ``t = 1``."""
+    return v(1) if is_schedule(v) else v
+
+
+def _two(rule: Rule, name: str, value: Any, **bounds: Any) -> tuple[float, float]:
+    """Validate a pair of numbers such as ``beta=(0.9, 0.999)``, each within ``bounds``."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise TypeError(f"{type(rule).__name__}: {name} must be a pair of numbers, got {value!r}.")
+    return _static(rule, name, value[0], **bounds), _static(rule, name, value[1], **bounds)
+
+
+def _beta(rule: Rule, value: Any, hi_open: bool = True) -> tuple[float, float]:
+    """Validate a pair of decay rates, each in [0, 1) (or [0, 1] when not ``hi_open``)."""
+    return _two(rule, "beta", value, lo=0, hi=1, hi_open=hi_open)
+
+
+def _static(rule: Rule, name: str, value: Any, **bounds: Any) -> Any:
+    """Validate a hyperparameter that cannot be a schedule: it fixes the state's layout, or
+    it sits in a tuple, where ``Rule.resolve`` does not look."""
+    if is_schedule(value):
+        raise TypeError(f"{type(rule).__name__}: {name} cannot be a schedule; pass a number.")
+    return check(rule, name, value, **bounds)
+
+
+def _flag(rule: Rule, name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{type(rule).__name__}: {name} must be True or False, got {value!r}.")
+    return value
+
+
+def _int(v: int) -> jax.Array:
+    return jnp.asarray(v, jnp.int32)
