@@ -381,3 +381,15 @@ def test_per_epoch_loop_reports_a_failure_by_the_next_call():
         np.testing.assert_array_equal(a, b)
     h = fx.train(loss, ps, [(X, Y)], opt)  # after the error, training can go on
     assert np.isfinite(h.losses[0])
+
+
+def test_callback_sees_the_scheduled_learning_rate():
+    m = seed_model()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    etas = []
+    opt = fx.Adam(eta=fx.Exponential(0.01, 0.5))
+    fx.train(loss, fx.params(m), [(X, Y)] * 3, opt, cb=lambda c: etas.append(c.eta),
+             steps_per_call=1)
+    np.testing.assert_allclose(etas, [0.01, 0.005, 0.0025], rtol=1e-6)
+    fx.train(loss, fx.params(m), [(X, Y)], opt, cb=lambda c: etas.append(c.eta))
+    np.testing.assert_allclose(etas[-1], 0.00125, rtol=1e-6)  # the count carries over

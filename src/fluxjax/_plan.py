@@ -235,6 +235,7 @@ class Plan:
     def acquire(self) -> None:
         """Pack the optimiser state from its owners into this plan's buffers."""
         trees = [[r[0], r[1]] for r in self._records()]
+        self.t0 = int(trees[0][1]) if self.need_t else 0  # updates already made (schedules)
         self.packer = Packer(trees)
         self.bufs = self.packer.pack(trees)
         self.halt = jnp.zeros((3,), jnp.int32)
@@ -247,6 +248,15 @@ class Plan:
             for lf in self.source:
                 lf.__class__ = OwnedLeaf
                 _OWNERS[id(lf)] = self
+
+    def scheduled_eta(self) -> float | None:
+        """The learning rate now, when it is a schedule: evaluated at the update count of
+        the first parameter (all parameters advance together in ``train``)."""
+        for r in (self.rules[0], *self.rules[0].children()):
+            v = getattr(r, "eta", None)
+            if callable(v):
+                return float(v(self.t0 + self.steps_done))
+        return None
 
     def flush(self) -> None:
         """Unpack the live state back to the rule's store or the Leafs (on any read)."""

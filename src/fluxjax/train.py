@@ -263,7 +263,9 @@ def _fire(cbs: list[tuple[Callable[..., Any], bool]], *context: Any) -> bool:
     try:
         for f, takes in cbs:
             if takes:
-                ctx = ctx or StepContext(*context)
+                if ctx is None:
+                    ep, step, loss, eta, bi = context
+                    ctx = StepContext(ep, step, loss, eta() if callable(eta) else eta, bi)
                 f(ctx)
             else:
                 f()
@@ -459,7 +461,7 @@ def _run_steps(
     bar: Any,
     call_start: int,
 ) -> None:
-    eta = plan.eta
+    eta = plan.eta if plan.eta is not None or not plan.need_t else plan.scheduled_eta
     step, last = 0, [0.0]
     for ep in range(1, n_epochs + 1):
         for bi, batch in enumerate(data):
@@ -519,7 +521,7 @@ def _run_fused(
     if total == 0:
         return
     chunk = steps_per_call or (1000 if cbs else 4096)
-    eta = plan.eta
+    eta = plan.eta if plan.eta is not None or not plan.need_t else plan.scheduled_eta
     last = [0.0]
     if kind == "list":
         stacked = data[0] if per_epoch == 1 else _stacked(plan, data)
