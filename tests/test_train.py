@@ -364,7 +364,7 @@ def test_progress_bar_runs(capsys):
     assert "5/5" in capsys.readouterr().err
 
 
-def test_per_epoch_loop_reports_a_failure_by_the_next_call():
+def test_per_epoch_loop_reports_a_failure_within_a_few_calls():
     m = seed_model()
     bad = Y.copy()
     bad[0] = np.nan
@@ -373,9 +373,9 @@ def test_per_epoch_loop_reports_a_failure_by_the_next_call():
     fx.train(loss, ps, [(X, Y)], opt)
     kept = [np.asarray(p) for p in ps]
     with pytest.raises(FloatingPointError, match="not finite"):
-        # one step per call is checked without stalling: the error comes now or next call
+        # one step per call is checked without stalling: the error comes within 16 calls
         fx.train(loss, ps, [(X, bad)], opt)
-        for _ in range(3):
+        for _ in range(17):
             fx.train(loss, ps, [(X, Y)], opt)
     for a, b in zip(kept, ps):  # nothing after the failed step was applied
         np.testing.assert_array_equal(a, b)

@@ -19,6 +19,7 @@ host raises when it next reads ``halt`` (at the latest at the start of the next 
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -160,6 +161,7 @@ def skips_nonfinite(rule: Rule) -> bool:
 
 SKIPS: list[list[Any]] = []
 BLOCK = 32  # fused loops record losses in blocks of this many units
+LAG = 16  # the per-epoch loop may run this many calls ahead of its failure check
 
 
 DONATE_BYTES = 64 * 2**20
@@ -211,8 +213,7 @@ class Plan:
         self.packer: Packer | None = None
         self.bufs: list[Any] = []
         self.halt: Any = None
-        self.pending: Any = None  # the newest unread ``halt``
-        self.older: Any = None  # the one before it, finished by the time it is read
+        self.pending: deque[Any] = deque()  # unread ``halt`` vectors, oldest first
         self.owned = False
         self.steps_done = 0
         self.signature: Any = None
@@ -239,7 +240,7 @@ class Plan:
         self.packer = Packer(trees)
         self.bufs = self.packer.pack(trees)
         self.halt = jnp.zeros((3,), jnp.int32)
-        self.pending = self.older = None
+        self.pending = deque()
         self.steps_done = 0
         self.owned = True
         if isinstance(self.source, Rule):
@@ -480,7 +481,7 @@ class Plan:
             p.set(v)
         for i, v in zip(self.changed, changed):
             self.others[i].set(v)
-        self.older, self.pending = self.pending, self.halt
+        self.pending.append(self.halt)
         self.steps_done += n_steps
         return l
 
@@ -488,16 +489,22 @@ class Plan:
         """Raise if a step failed; a failed step and the later ones were not applied.
 
         Failures are sticky in ``halt``, so reading a newer one covers the older ones.
-        Without ``block`` this never waits for the device: it reads the newest ``halt`` if
-        it is finished, else the one before it (one call older, finished in practice), so
-        the per-epoch loop keeps dispatching ahead and a failure surfaces at most one
-        call late (or at once, wherever a callback or ``compile=False`` reads a value).
+        ``block`` reads the newest (waiting for the device). Otherwise, so as not to stall
+        the per-epoch loop, it reads once every ``LAG`` calls the newest finished ``halt``
+        (waiting only for the oldest), so a failure surfaces at most ``LAG`` calls late —
+        at once in a call of several steps, or with ``compile=False``.
         """
-        if block or (self.pending is not None and self.pending.is_ready()):
-            h, self.pending, self.older = self.pending, None, None
+        q = self.pending
+        if not q:
+            return
+        if block:
+            h = q[-1]
+            q.clear()
+        elif len(q) >= LAG:  # read once every LAG calls: the newest one that is finished
+            h = q.popleft()
+            while q and q[0].is_ready():
+                h = q.popleft()
         else:
-            h, self.older = self.older, None
-        if h is None:
             return
         _, at, reason = (int(v) for v in np.asarray(h))
         if at:
