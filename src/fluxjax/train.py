@@ -337,8 +337,9 @@ def train(
       when running eagerly; in a compiled loss use ``fx.skip_when(condition)`` (a Python
       ``skip()`` met while compiling makes ``train`` run that loss eagerly, with a warning).
     * A non-finite loss or gradient stops training with ``FloatingPointError`` naming the
-      step; the model keeps the parameters from before that step. Chain
-      ``fx.SkipNonFinite()`` in front of the rule to skip such batches instead.
+      step; the model keeps the parameters from before that step (in a loop of one-step
+      calls the error may come up to 16 calls later; nothing after the failed step is
+      applied). Chain ``fx.SkipNonFinite()`` in front of the rule to skip such batches.
     * ``progress=True`` shows a tqdm bar with the running loss.
     * ``compile=False`` runs the same step eagerly (print from the loss, use a debugger).
     * ``steps_per_call``: how many steps one compiled call runs when the data are in memory.
