@@ -225,8 +225,10 @@ def test_non_finite_loss_raises_and_keeps_the_model():
     batches = [(X, Y), (X, Y), (X, bad), (X, Y)]
     ref = seed_model()
     fx.train(lambda x, y: fx.mse(ref(x), y), fx.params(ref), batches[:2], fx.Adam())
-    with pytest.raises(FloatingPointError, match="not finite at step 3"):
+    with pytest.raises(FloatingPointError, match="not finite at step 3") as err:
         fx.train(loss, fx.params(m), batches, fx.Adam(), steps_per_call=1)
+    losses = err.value.history.losses  # the run's losses come with the error
+    assert len(losses) == 4 and np.isnan(losses[2]) and np.isfinite(losses[:2]).all()
     for a, b in zip(fx.params(m), fx.params(ref)):
         np.testing.assert_array_equal(a, b)
 

@@ -268,6 +268,15 @@ def accuracy(model: Any, x: Any, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(fx.onecold(model(x))) == labels))
 
 
+def _classifier(x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[Any, Any]:
+    """The tutorial's model for ``x``'s pixel count and a DataLoader of 4 shuffled batches."""
+    fx.seed(seed)
+    model = fx.Chain(contrast, fx.Dense(x.shape[1], 28, fx.relu), fx.Dense(28, 10), fx.softmax)
+    onehot = np.asarray(fx.onehotbatch(labels, range(10)))
+    loader = fx.DataLoader((x, onehot), batchsize=-(-len(x) // 4), shuffle=True, rng=seed)
+    return model, loader
+
+
 def digits(args: argparse.Namespace) -> int:
     """The chapter-7 classifier on scikit-learn's digits (or MNIST from --mnist DIR)."""
     try:
@@ -279,15 +288,8 @@ def digits(args: argparse.Namespace) -> int:
         print(f"fluxjax digits: error: {e}", file=sys.stderr)
         return 1
     xtr, ytr, xte, yte = data
+    model, loader = _classifier(xtr, ytr, args.seed)
     n_in = xtr.shape[1]
-    fx.seed(args.seed)
-    model = fx.Chain(contrast, fx.Dense(n_in, 28, fx.relu), fx.Dense(28, 10), fx.softmax)
-    loader = fx.DataLoader(
-        (xtr, np.asarray(fx.onehotbatch(ytr, range(10)))),
-        batchsize=-(-len(xtr) // 4),
-        shuffle=True,
-        rng=args.seed,
-    )
     print(f"{source}: {len(xtr)} training and {len(xte)} test images of {n_in} pixels")
     print(f"model: {model!r}")
     print(
@@ -359,13 +361,18 @@ def _parser() -> argparse.ArgumentParser:
         "--rules",
         help="comma-separated rules, e.g. 'Adam,Momentum(0.001)' (default: the problem's own list)",
     )
-    c.add_argument("--problem", default="rosenbrock", choices=list(lab.PROBLEMS))
+    c.add_argument(
+        "--problem",
+        default="rosenbrock",
+        choices=list(lab.PROBLEMS),
+        help="the problem (rosenbrock)",
+    )
     c.add_argument("--steps", type=_positive, default=500, help="steps per rule (500)")
     c.add_argument("--eta", type=float, help="set every rule's learning rate")
     c.add_argument("--threshold", type=float, help="loss to reach (the problem's default)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0, help="fit2d start and noise seed (0)")
     c.add_argument("--out", default="fluxjax-compare", help="folder for table.txt and plots")
-    c.add_argument("--no-plots", action="store_true")
+    c.add_argument("--no-plots", action="store_true", help="write table.txt only")
     c.add_argument("--progress", action="store_true", help="show progress bars")
     c.set_defaults(func=compare)
 

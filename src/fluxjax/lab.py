@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import datasets
+from . import optimise as _optimise
 from .activations import sigmoid
 from .autodiff import params
 from .callbacks import History
@@ -54,7 +55,6 @@ from .init import glorot_uniform
 from .layers import Chain, Dense
 from .losses import mse
 from .module import Module
-from .optimise import rules as _rules
 from .optimise.base import Rule
 from .train import train
 
@@ -248,11 +248,20 @@ def _problem(problem: str | Problem) -> Problem:
 # ---- rules by name ---------------------------------------------------------------------------
 
 
+def _rule_classes() -> dict[str, type[Rule]]:
+    """Every rule class the package exports, by name (aliases such as ADAM included)."""
+    return {
+        n: c
+        for n, c in vars(_optimise).items()
+        if isinstance(c, type) and issubclass(c, Rule) and c is not Rule and not n.startswith("_")
+    }
+
+
 def _rule_class(name: str) -> type[Rule]:
-    names = {n: getattr(_rules, n) for n in _rules.__all__}
+    names = _rule_classes()
     cls = names.get(name) or {n.lower(): c for n, c in names.items()}.get(name.lower())
-    if not (isinstance(cls, type) and issubclass(cls, Rule)):
-        known = ", ".join(n for n, c in names.items() if isinstance(c, type) and n[1:].islower())
+    if cls is None:
+        known = ", ".join(sorted(n for n, c in names.items() if n == c.__name__))
         raise ValueError(f"unknown optimiser rule {name!r}; known rules: {known}")
     return cls
 
@@ -407,6 +416,8 @@ _CHUNK = 500  # fit problems train in chunks, so a diverging run keeps the histo
 
 
 def _run_fit(problem: Problem, rule: Rule, steps: int, seed: int, progress: bool) -> tuple:
+    if problem.name not in ("seed", "fit2d"):
+        raise ValueError(f"compare: the fit problems are 'seed' and 'fit2d', not {problem.name!r}")
     x, y = datasets.seed_data() if problem.name == "seed" else datasets.grid2d()
     model = seed_model() if problem.name == "seed" else _fit2d_start(seed)
     data = [(jnp.asarray(x), jnp.asarray(y))]
@@ -428,7 +439,8 @@ def _run_fit(problem: Problem, rule: Rule, steps: int, seed: int, progress: bool
 
 
 def _run_2d(problem: Problem, rule: Rule, steps: int, seed: int, progress: bool) -> tuple:
-    assert problem.f is not None and problem.start is not None
+    if problem.f is None or problem.start is None:
+        raise ValueError(f"compare: 2-D problem {problem.name!r} needs f and start")
     f, pt = problem.f, Point(problem.start)
     path = [np.asarray(pt.xy, np.float64)]
 

@@ -64,10 +64,28 @@ def _figure(figsize: tuple[float, float]) -> Any:
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _save(fig: Any, path: str | os.PathLike[str] | None, dpi: int = 100) -> Any:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _save(
+    fig: Any, path: str | os.PathLike[str] | None, dpi: int = 100, compact: bool = False
+) -> Any:
+    """Save ``fig`` to ``path`` (if given); ``compact`` PNGs are reduced to a 256-colour
+    palette (diagrams with thousands of antialiased lines shrink about threefold)."""
+    if path is None:
+        return fig
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not (compact and str(path).lower().endswith(".png")):
         fig.savefig(path, dpi=dpi)
+        return fig
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT).save(
+            path, optimize=True
+        )
     return fig
 
 
@@ -241,7 +259,7 @@ def _limits(data: Any, column: int, given: Any, default: tuple[float, float]) ->
     return float(x.min()), float(x.max())
 
 
-def _fit1d(model, f, data, xlim, n, title, path, figsize):  # noqa: ANN001, ANN202
+def _fit1d(model, f, data, xlim, n, title, path, figsize):
     lo, hi = _limits(data, 0, xlim, (0.0, 1.0))
     xs = np.linspace(lo, hi, n).reshape(-1, 1)
     models = _models(model)
@@ -268,7 +286,7 @@ def _fit1d(model, f, data, xlim, n, title, path, figsize):  # noqa: ANN001, ANN2
     return _save(fig, path)
 
 
-def _fit2d(model, f, data, xlim, ylim, title, path, figsize):  # noqa: ANN001, ANN202
+def _fit2d(model, f, data, xlim, ylim, title, path, figsize):
     xlo, xhi = _limits(data, 0, xlim, (-math.pi, math.pi))
     ylo, yhi = _limits(data, 1, ylim, (-math.pi, math.pi))
     gx, gy = np.meshgrid(np.linspace(xlo, xhi, 41), np.linspace(ylo, yhi, 41))
@@ -368,21 +386,7 @@ def animate_training(
         notes = [f": {label}{note}" for label, note in zip(labels, notes)]
     fig = _figure((6.0, 4.0))
     ax = fig.add_subplot()
-    reference = []
-    if data is not None:
-        x, y = (np.asarray(a, dtype=float).reshape(len(a), -1) for a in data)
-        ax.scatter(x[:, 0], y[:, 0], s=18, color="black", zorder=3, label="data")
-        reference.append(y[:, 0])
-    if f is not None:
-        fy = np.asarray(f(xs.reshape(-1, 1)), float).ravel()
-        ax.plot(xs, fy, "--", color="0.45", label="true f(x)")
-        reference.append(fy)
-    (line,) = ax.plot(xs, curves[0], color="#1f77b4", lw=2, label="model")
-    ax.set_ylim(*(ylim or _ylim(reference or curves)))
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", framealpha=0.9)
+    line = _stage(ax, xs, curves, f, data, ylim)
 
     def draw(i: int) -> None:
         line.set_ydata(curves[i])
@@ -399,6 +403,26 @@ def animate_training(
     return fig
 
 
+def _stage(ax, xs, curves, f, data, ylim):
+    """Draw what stays the same in every frame; return the model's line."""
+    reference = []
+    if data is not None:
+        x, y = (np.asarray(a, dtype=float).reshape(len(a), -1) for a in data)
+        ax.scatter(x[:, 0], y[:, 0], s=18, color="black", zorder=3, label="data")
+        reference.append(y[:, 0])
+    if f is not None:
+        fy = np.asarray(f(xs.reshape(-1, 1)), float).ravel()
+        ax.plot(xs, fy, "--", color="0.45", label="true f(x)")
+        reference.append(fy)
+    (line,) = ax.plot(xs, curves[0], color="#1f77b4", lw=2, label="model")
+    ax.set_ylim(*(ylim or _ylim(reference or curves)))
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", framealpha=0.9)
+    return line
+
+
 def _ylim(values: list[np.ndarray]) -> tuple[float, float]:
     v = np.concatenate(values)
     v = v[np.isfinite(v)]
@@ -407,7 +431,7 @@ def _ylim(values: list[np.ndarray]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _frames(model, step, snapshots, frames, data, xlim):  # noqa: ANN001, ANN202
+def _frames(model, step, snapshots, frames, data, xlim):
     """The x grid, the model's curve in every frame, and a title note per frame."""
     if (step is None) == (snapshots is None):
         raise TypeError("animate_training: give either step= (a function) or snapshots=")
@@ -500,6 +524,7 @@ def chain(
     max_neurons: int = 32,
     title: str | None = None,
     path: str | os.PathLike[str] | None = None,
+    dpi: int | None = None,
 ) -> Any:
     """Draw a Chain of Dense layers as neurons and connections (the tutorial's ChainPlot).
 
@@ -508,6 +533,8 @@ def chain(
     of a Dense layer are coloured by the sign of the weight (blue positive, red negative)
     and as wide as its magnitude; a neuron's fill is its bias, on the same scale. A function
     in the chain (``fx.softmax``, a lambda) is a labelled step, joined unit to unit.
+    ``dpi`` is the saved file's resolution (100; for more than 200 connections 72, and a PNG
+    is saved with a 256-colour palette to stay small).
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -537,7 +564,8 @@ def chain(
     bar = fig.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.7, pad=0.02)
     bar.set_label("weight: edge colour, width ∝ |weight|\nbias: neuron fill")
     ax.set_title(title or _name(model).replace("<lambda>", "function"))
-    return _save(fig, path, dpi=80 if tallest > 16 else 100)
+    edges = sum(w.shape[0] * w.shape[1] for w in weights)
+    return _save(fig, path, dpi=dpi or (100 if edges <= 200 else 72), compact=edges > 200)
 
 
 def _cmap() -> Any:
@@ -546,7 +574,7 @@ def _cmap() -> Any:
     return colormaps["RdBu"]
 
 
-def _edges(ax, stage, c, left, right, norm, cmap, wmax):  # noqa: ANN001, ANN202
+def _edges(ax, stage, c, left, right, norm, cmap, wmax):
     from matplotlib.collections import LineCollection
 
     if stage["kind"] == "dense":
@@ -587,7 +615,7 @@ def _edges(ax, stage, c, left, right, norm, cmap, wmax):  # noqa: ANN001, ANN202
     )
 
 
-def _column(ax, stage, c, ys, norm, cmap, tallest):  # noqa: ANN001, ANN202
+def _column(ax, stage, c, ys, norm, cmap, tallest):
     idx = list(ys)
     if stage["kind"] == "dense":
         b = getattr(stage["layer"], "bias", None)
@@ -651,8 +679,10 @@ def trajectories(
     fig = _figure((6.4, 5.0))
     ax = fig.add_subplot()
     _contour(fig, ax, f, xlim, ylim, levels, log)
-    for (name, p), color in zip(paths.items(), _colors(len(paths))):
-        ax.plot(p[:, 0], p[:, 1], "-", color=color, lw=1.6, label=name, zorder=3)
+    widths = np.linspace(3.2, 1.4, len(paths)) if len(paths) > 1 else [1.8]
+    for (name, p), color, lw in zip(paths.items(), _colors(len(paths)), widths):
+        # earlier paths are drawn wider, so a path that another one retraces stays visible
+        ax.plot(p[:, 0], p[:, 1], "-", color=color, lw=lw, label=name, zorder=3)
         ax.plot(p[-1, 0], p[-1, 1], "o", color=color, ms=6, mec="black", zorder=4)
     if paths:
         start = next(iter(paths.values()))[0]
@@ -681,7 +711,7 @@ def _span(columns: list[np.ndarray]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _contour(fig, ax, f, xlim, ylim, levels, log):  # noqa: ANN001, ANN202
+def _contour(fig, ax, f, xlim, ylim, levels, log):
     from matplotlib.colors import LogNorm
 
     gx, gy = np.meshgrid(np.linspace(*xlim, 240), np.linspace(*ylim, 240))

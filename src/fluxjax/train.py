@@ -376,6 +376,25 @@ def train(
     hist = TrainHistory()
     bar = _bar(progress, data, epochs)
     try:
+        _run(plan, data, epochs, cbs, hist, compile, steps_per_call, bar, call_start)
+    except FloatingPointError as e:
+        e.history = hist  # type: ignore[attr-defined]  (the losses up to the failure)
+        raise
+    return hist
+
+
+def _run(
+    plan: Plan,
+    data: Any,
+    epochs: int,
+    cbs: list[Any],
+    hist: TrainHistory,
+    compile: bool,
+    steps_per_call: int | None,
+    bar: Any,
+    call_start: int,
+) -> None:
+    try:
         fused = _fusable(data, epochs) if compile and steps_per_call != 1 else None
         if fused is not None and not plan.eager:
             _run_fused(plan, fused, epochs, cbs, hist, steps_per_call, bar, call_start)
@@ -385,9 +404,8 @@ def train(
         if bar is not None:
             bar.close()
     # A call of several steps waits for its last one and reports a failure now; a call of
-    # one step (the per-epoch loop) reports it at the next call, to keep dispatching ahead.
+    # one step (the per-epoch loop) reports it within a few calls, to keep dispatching ahead.
     plan.check(not compile or plan.steps_done - call_start > 1, call_start)
-    return hist
 
 
 def _bar(progress: bool, data: Any, n_epochs: int) -> Any:
@@ -526,7 +544,7 @@ def _run_fused(
     last = [0.0]
     if kind == "list":
         stacked = data[0] if per_epoch == 1 else _stacked(plan, data)
-        cap = min(_pow2(chunk), 4096)
+        cap = _pow2(chunk)
         fn = plan.fused("list", cap, per_epoch)
         done = 0
         while done < total:

@@ -70,6 +70,8 @@ class Dense(Module):
             if isinstance(weight, list):
                 weight = np.asarray(weight, dtype=np.float32)
             weight = jnp.asarray(weight)
+            if not jnp.issubdtype(weight.dtype, jnp.floating):
+                weight = weight.astype(jnp.float32)  # integer weights would truncate inputs
             if weight.ndim != 2:
                 raise ValueError(
                     f"Dense(weight): weight must be a matrix of shape (out, in), "
