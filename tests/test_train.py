@@ -304,6 +304,20 @@ def test_explicit_mode_with_setup_freeze_and_adjust():
     assert state.layers[0].weight.state[0].shape == (4, 1)  # reading the state unpacks it
 
 
+def test_freezing_between_calls_takes_effect():
+    m = seed_model()
+    state = fx.setup(fx.Adam(), m)
+    loss = lambda model, x, y: fx.mse(model(x), y)  # noqa: E731
+    fx.train(loss, m, [(X, Y)], state)
+    fx.freeze(state.layers[1])
+    w = np.asarray(m[1].weight)
+    fx.train(loss, m, [(X, Y)], state)
+    np.testing.assert_array_equal(m[1].weight, w)
+    fx.thaw(state.layers[1])
+    fx.train(loss, m, [(X, Y)], state)
+    assert not np.array_equal(m[1].weight, w)
+
+
 def test_implicit_and_explicit_give_the_same_trajectory():
     m1, m2 = seed_model(), seed_model()
     h1 = fx.train(lambda x, y: fx.mse(m1(x), y), fx.params(m1), [(X, Y)], fx.Adam(), epochs=7)

@@ -574,7 +574,7 @@ def _run_fused(
         full = np.zeros((e_cap, *fulls[0].shape), np.int32)
         tail = np.zeros((e_cap, len(tails[0])), np.int32)
         full[:e], tail[:e] = np.stack(fulls), np.stack(tails)
-        fn = plan.fused("loader", e_cap)
+        fn = plan.fused("loader", e_cap, not loader.shuffle)
         tv, ov = plan.inputs()
         out = fn(
             tv,

@@ -41,6 +41,11 @@ __all__ = ["Rule", "check", "is_schedule", "rule_version"]
 _VERSION = [0]
 
 
+def bump_version() -> None:
+    """Mark the optimiser configuration as changed (rules, frozen parts)."""
+    _VERSION[0] += 1
+
+
 def rule_version() -> int:
     """A counter bumped whenever any rule's attribute is assigned (``opt.eta = 0.01``), so
     compiled steps built with the old hyperparameters can be invalidated in O(1)."""

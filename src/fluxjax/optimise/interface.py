@@ -32,6 +32,7 @@ import jax.numpy as jnp
 from ..autodiff import Grads, Params
 from ..module import Module, Slot, _attrs, is_array, trainable
 from .base import Rule, is_schedule
+from .base import bump_version as _bump
 
 __all__ = ["setup", "update", "adjust", "freeze", "thaw", "Leaf", "OptimiserState"]
 
@@ -414,6 +415,7 @@ def _set_frozen(tree: Any, value: bool, fname: str) -> Any:
         )
     for leaf in _leaves(tree):
         leaf.frozen = value
+    _bump()  # compiled training steps built for the old frozen set are stale now
     return tree
 
 
