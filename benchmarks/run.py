@@ -56,8 +56,9 @@ def peer_figures(script: str, steps: int) -> dict[str, float]:
     if not path.exists():
         print(f"  (peer script {path} not found: set FLUXJAX_PEERS)")
         return {}
-    out = subprocess.run([sys.executable, str(path), str(steps)], capture_output=True,
-                         text=True, timeout=1800)
+    out = subprocess.run(
+        [sys.executable, str(path), str(steps)], capture_output=True, text=True, timeout=1800
+    )
     figures = {}
     for line in out.stdout.splitlines():
         m = re.match(r"(.+?)\s{2,}\s*([\d.]+) (us/step|samples/s)", line)
@@ -69,21 +70,31 @@ def peer_figures(script: str, steps: int) -> dict[str, float]:
     return figures
 
 
-def table(rows: list[tuple[str, float, str, float | None]], unit: str, lower_is_better: bool
-          ) -> None:
+def peers_twice(script: str, steps: int, lower_is_better: bool, ours) -> dict[str, float]:
+    """Run the peers, then ``ours()``, then the peers again; keep each peer's best figure
+    (machines drift: this gives the peers the benefit of the doubt, not us)."""
+    first = peer_figures(script, steps)
+    ours()
+    second = peer_figures(script, steps)
+    pick = min if lower_is_better else max
+    return {k: pick(v, second.get(k, v)) for k, v in first.items()}
+
+
+def table(rows: list[tuple[str, float, str, float | None]], unit: str) -> None:
+    """Print our figure, the peer's and ours/peer (µs: lower is better; samples/s: higher)."""
     print(f"  {'measurement':44s} {unit:>12s} {'peer':>28s} {'ratio':>7s}")
     for name, ours, peer_name, peer in rows:
         if peer is None:
             print(f"  {name:44s} {ours:12.2f} {'(peer not run)':>28s}")
             continue
-        ratio = ours / peer if lower_is_better else ours / peer
+        ratio = ours / peer
         print(f"  {name:44s} {ours:12.2f} {peer_name + f' {peer:.2f}':>28s} {ratio:7.2f}")
 
 
 # -- seed -----------------------------------------------------------------------------------
 def seed_data():
     x = np.arange(0, 1.0001, 0.05, dtype=np.float32).reshape(-1, 1)
-    y = (0.2 * np.sin(4 * math.pi * x) + 0.3 * np.exp(-x) + 4 * x**6 - 3.5 * x**5)
+    y = 0.2 * np.sin(4 * math.pi * x) + 0.3 * np.exp(-x) + 4 * x**6 - 3.5 * x**5
     return jnp.asarray(x), jnp.asarray(y.astype(np.float32))
 
 
@@ -116,7 +127,6 @@ def bench_seed(n: int) -> None:
 
     for _ in range(50):
         fx.train(loss, ps, data, opt, cb=cb)
-    t_loop = best_of(loop, 3) / n * 1e6
 
     m2 = seed_model()
     loss2 = lambda x, y: fx.mse(m2(x), y)  # noqa: E731
@@ -127,28 +137,50 @@ def bench_seed(n: int) -> None:
         m2[0].weight.block_until_ready()
 
     fused()
-    t_fused = best_of(fused, 5) / n * 1e6
-    print(f"  fluxjax: loop {t_loop:.2f} µs/step (final loss {float(loss(x, y)):.5f}), "
-          f"fused {t_fused:.2f} µs/step")
-    peers = peer_figures("seed_regression.py", n)
+    times = {"loop": [], "fused": []}
+
+    def ours():
+        times["loop"].append(best_of(loop, 3) / n * 1e6)
+        times["fused"].append(best_of(fused, 5) / n * 1e6)
+
+    ours()
+    peers = peers_twice("seed_regression.py", n, True, ours)
+    t_loop, t_fused = min(times["loop"]), min(times["fused"])
+    print(
+        f"  fluxjax: loop {t_loop:.2f} µs/step (final loss {float(loss(x, y)):.5f}), "
+        f"fused {t_fused:.2f} µs/step"
+    )
     for k, v in peers.items():
         print(f"  peer {k}: {v:.2f} µs/step")
-    torch, jit, scan = (peers.get("pytorch eager"), peers.get("jax+optax jit per step"),
-                        peers.get("jax+optax lax.scan fused"))
-    table([
-        ("fluxjax loop (train per epoch, callback)", t_loop, "pytorch eager", torch),
-        ("fluxjax loop (train per epoch, callback)", t_loop, "jax+optax jit", jit),
-        ("fluxjax fused (epochs=N)", t_fused, "jax+optax scan", scan),
-        ("fluxjax loop", t_loop, "equinox filter_jit", peers.get("equinox filter_jit per step")),
-        ("fluxjax loop", t_loop, "flax nnx.jit", peers.get("flax nnx.jit per step")),
-    ], "µs/step", True)
+    torch, jit, scan = (
+        peers.get("pytorch eager"),
+        peers.get("jax+optax jit per step"),
+        peers.get("jax+optax lax.scan fused"),
+    )
+    table(
+        [
+            ("fluxjax loop (train per epoch, callback)", t_loop, "pytorch eager", torch),
+            ("fluxjax loop (train per epoch, callback)", t_loop, "jax+optax jit", jit),
+            ("fluxjax fused (epochs=N)", t_fused, "jax+optax scan", scan),
+            (
+                "fluxjax loop",
+                t_loop,
+                "equinox filter_jit",
+                peers.get("equinox filter_jit per step"),
+            ),
+            ("fluxjax loop", t_loop, "flax nnx.jit", peers.get("flax nnx.jit per step")),
+        ],
+        "µs/step",
+    )
 
 
 # -- mlp ------------------------------------------------------------------------------------
 def bench_mlp(steps: int) -> None:
     B, D, H, C = 128, 784, 512, 10
-    print(f"\nmlp: 784-512-512-10, relu, logitcrossentropy, Adam, batch {B}, samples/s "
-          f"({steps} steps)")
+    print(
+        f"\nmlp: 784-512-512-10, relu, logitcrossentropy, Adam, batch {B}, samples/s "
+        f"({steps} steps)"
+    )
     rng = np.random.default_rng(0)
     X = rng.standard_normal((steps * B, D), dtype=np.float32)
     Y = rng.integers(0, C, steps * B)
@@ -158,7 +190,7 @@ def bench_mlp(steps: int) -> None:
     loss = lambda x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
     ps, opt = fx.params(m), fx.Adam()
     xd, yd = jax.device_put(X), jax.device_put(Yh)
-    batches = [(xd[i * B:(i + 1) * B], yd[i * B:(i + 1) * B]) for i in range(steps)]
+    batches = [(xd[i * B : (i + 1) * B], yd[i * B : (i + 1) * B]) for i in range(steps)]
 
     fx.train(loss, ps, batches[:10], opt, steps_per_call=1)
 
@@ -166,7 +198,6 @@ def bench_mlp(steps: int) -> None:
         fx.train(loss, ps, batches, opt, steps_per_call=1)
         m[0].weight.block_until_ready()
 
-    t_step = best_of(stepwise, 3)
     loader = fx.DataLoader((X, Yh), batchsize=B)
 
     def fused():
@@ -174,18 +205,36 @@ def bench_mlp(steps: int) -> None:
         m[0].weight.block_until_ready()
 
     fused()
-    t_fused = best_of(fused, 3)
-    ours_step, ours_fused = steps * B / t_step, steps * B / t_fused
+    times = {"step": [], "fused": []}
+
+    def ours():
+        times["step"].append(best_of(stepwise, 3))
+        times["fused"].append(best_of(fused, 3))
+
+    ours()
+    peers = peers_twice("mlp_throughput.py", steps, False, ours)
+    ours_step, ours_fused = steps * B / min(times["step"]), steps * B / min(times["fused"])
     print(f"  fluxjax: step by step {ours_step:.0f} samples/s, fused {ours_fused:.0f} samples/s")
-    peers = peer_figures("mlp_throughput.py", steps)
     for k, v in peers.items():
         print(f"  peer {k}: {v:.0f} samples/s")
-    table([
-        ("fluxjax step by step", ours_step, "pytorch eager", peers.get("pytorch eager")),
-        ("fluxjax step by step", ours_step, "jax+optax jit", peers.get("jax+optax jit per step")),
-        ("fluxjax fused (DataLoader)", ours_fused, "jax+optax scan",
-         peers.get("jax+optax lax.scan fused")),
-    ], "samples/s", False)
+    table(
+        [
+            ("fluxjax step by step", ours_step, "pytorch eager", peers.get("pytorch eager")),
+            (
+                "fluxjax step by step",
+                ours_step,
+                "jax+optax jit",
+                peers.get("jax+optax jit per step"),
+            ),
+            (
+                "fluxjax fused (DataLoader)",
+                ours_fused,
+                "jax+optax scan",
+                peers.get("jax+optax lax.scan fused"),
+            ),
+        ],
+        "samples/s",
+    )
 
 
 # -- adam -----------------------------------------------------------------------------------
@@ -225,7 +274,7 @@ def bench_adam(repeats: int) -> None:
         t_ours.append(best_of(ours, 3))
         t_peer.append(best_of(peer, 3))
     a, b = min(t_ours) * 1e3, min(t_peer) * 1e3
-    table([("fluxjax fx.update(state, model, grads)", a, "optax adam", b)], "ms", True)
+    table([("fluxjax fx.update(state, model, grads)", a, "optax adam", b)], "ms")
 
 
 def main() -> None:
@@ -233,8 +282,10 @@ def main() -> None:
     ap.add_argument("sections", nargs="*", default=["seed", "mlp", "adam"])
     ap.add_argument("--quick", action="store_true", help="small sizes, to check it runs")
     args = ap.parse_args()
-    print(f"fluxjax {fx.__version__}, jax {jax.__version__}, backend {jax.default_backend()}, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"fluxjax {fx.__version__}, jax {jax.__version__}, backend {jax.default_backend()}, "
+        f"{os.cpu_count()} CPUs"
+    )
     if "seed" in args.sections:
         bench_seed(500 if args.quick else 4000)
     if "mlp" in args.sections:

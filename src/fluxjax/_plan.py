@@ -229,6 +229,12 @@ class Plan:
             if o is m and id(a) not in train_ids
         )
         self.changed: list[int] = []  # which `others` the loss replaces (found when traced)
+        # (module __dict__, attribute) of each parameter when every one sits in exactly one
+        # plain attribute: the per-epoch loop reads and writes them without indirection
+        single = all(len(p.slots) == 1 and p.slots[0].name is not None for p in entries)
+        self.direct = (
+            [(p.slots[0].owner.__dict__, p.slots[0].name) for p in entries] if single else None
+        )
         self.need_t = any(r.has_schedule() for r in rules)
         self.tolerant = any(skips_nonfinite(r) for r in rules)
         self.packer: Packer | None = None
@@ -498,13 +504,19 @@ class Plan:
 
     # -- host side -----------------------------------------------------------------------
     def inputs(self) -> tuple[list[Any], list[Any]]:
-        return [p.get() for p in self.entries], [p.get() for p in self.others]
+        fast = self.direct
+        tv = [d[n] for d, n in fast] if fast else [p.get() for p in self.entries]
+        return tv, [p.get() for p in self.others]
 
     def finish(self, out: tuple[Any, ...], n_steps: int) -> Any:
         """Write back what a compiled call returned; returns its loss output."""
         new_tv, changed, self.bufs, self.halt, l = out
-        for p, v in zip(self.entries, new_tv):
-            p.set(v)
+        if self.direct:
+            for (d, n), v in zip(self.direct, new_tv):
+                d[n] = v
+        else:
+            for p, v in zip(self.entries, new_tv):
+                p.set(v)
         for i, v in zip(self.changed, changed):
             self.others[i].set(v)
         self.pending.append(self.halt)
