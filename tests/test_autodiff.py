@@ -4,10 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import finite_difference
 
 import fluxjax as fx
-
-from conftest import finite_difference
 
 
 def test_explicit_gradient_is_a_tuple_per_argument(x64):

@@ -5,10 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import finite_difference
 
 import fluxjax as fx
-
-from conftest import finite_difference
 
 
 def test_dense_forward_matches_numpy():
@@ -75,10 +74,16 @@ def test_dense_gradient_matches_finite_differences(x64, act):
     def f(w, b):
         return (fx.Dense(jnp.asarray(w), jnp.asarray(b), act)(jnp.asarray(x)) ** 2).sum()
 
-    g = fx.gradient(lambda m: (m(jnp.asarray(x)) ** 2).sum(), fx.Dense(jnp.asarray(w0), jnp.asarray(b0), act))[0]
+    g = fx.gradient(
+        lambda m: (m(jnp.asarray(x)) ** 2).sum(), fx.Dense(jnp.asarray(w0), jnp.asarray(b0), act)
+    )[0]
     assert g.weight.dtype == jnp.float64
-    np.testing.assert_allclose(g.weight, finite_difference(lambda w: f(w, b0), w0), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(g.bias, finite_difference(lambda b: f(w0, b), b0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        g.weight, finite_difference(lambda w: f(w, b0), w0), rtol=1e-5, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        g.bias, finite_difference(lambda b: f(w0, b), b0), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_chain_gradient_matches_finite_differences(x64):

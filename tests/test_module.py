@@ -59,7 +59,10 @@ def test_assignment_converts_and_keeps_dtype():
 def test_repr_in_flux_form():
     m = fx.Chain(fx.Dense(1, 4, fx.sigmoid), fx.Dense(4, 1))
     assert repr(m) == "Chain(Dense(1 => 4, sigmoid), Dense(4 => 1))  # 13 parameters"
-    assert repr(fx.Dense(5, 2, fx.tanh, bias=False)) == "Dense(5 => 2, tanh; bias=False)  # 10 parameters"
+    assert (
+        repr(fx.Dense(5, 2, fx.tanh, bias=False))
+        == "Dense(5 => 2, tanh; bias=False)  # 10 parameters"
+    )
     assert repr(fx.Chain(fx.Dense(2, 2), fx.softmax)).startswith("Chain(Dense(2 => 2), softmax)")
     assert repr(Scale(3)).endswith("# 3 parameters, plus 3 non-trainable")
     big = fx.Dense(784, 64)

@@ -1,25 +1,39 @@
 """The optimiser interface: setup/update in both styles, for every rule; a user's own rule
 everywhere; tied weights; freeze/thaw; adjust; errors."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import seed_data, seed_model
 
 import fluxjax as fx
-
-from conftest import seed_data, seed_model
 
 X, Y = seed_data()
 
 RULES = [
-    fx.Descent(0.05), fx.Momentum(), fx.Nesterov(), fx.RMSProp(), fx.RMSProp(centred=True),
-    fx.Adam(), fx.RAdam(), fx.AdaMax(), fx.OAdam(), fx.AdaGrad(), fx.AdaDelta(), fx.AMSGrad(),
-    fx.NAdam(), fx.AdamW(lambda_=0.01), fx.AdaBelief(), fx.Lion(), fx.Rprop(),
-    fx.OptimiserChain(fx.WeightDecay(), fx.Adam()), fx.OptimiserChain(fx.SignDecay(), fx.Adam()),
+    fx.Descent(0.05),
+    fx.Momentum(),
+    fx.Nesterov(),
+    fx.RMSProp(),
+    fx.RMSProp(centred=True),
+    fx.Adam(),
+    fx.RAdam(),
+    fx.AdaMax(),
+    fx.OAdam(),
+    fx.AdaGrad(),
+    fx.AdaDelta(),
+    fx.AMSGrad(),
+    fx.NAdam(),
+    fx.AdamW(lambda_=0.01),
+    fx.AdaBelief(),
+    fx.Lion(),
+    fx.Rprop(),
+    fx.OptimiserChain(fx.WeightDecay(), fx.Adam()),
+    fx.OptimiserChain(fx.SignDecay(), fx.Adam()),
     fx.OptimiserChain(fx.ClipGrad(0.5), fx.Descent(0.05)),
     fx.OptimiserChain(fx.ClipNorm(1.0), fx.Descent(0.05)),
-    fx.OptimiserChain(fx.Adam(), fx.InvDecay()), fx.OptimiserChain(fx.ExpDecay(1.0, 0.5, 2), fx.Descent(0.05)),
+    fx.OptimiserChain(fx.Adam(), fx.InvDecay()),
+    fx.OptimiserChain(fx.ExpDecay(1.0, 0.5, 2), fx.Descent(0.05)),
     fx.OptimiserChain(fx.AccumGrad(2), fx.Adam()),
     fx.Adam(eta=fx.Exponential(0.01, 0.9)),
 ]
@@ -34,7 +48,7 @@ def _three_ways(rule_factory, steps=6):
         if mode == "implicit":
             ps = fx.params(m)
             for _ in range(steps):
-                gs = fx.gradient(lambda: fx.mse(m(X), Y), ps)
+                gs = fx.gradient(lambda m=m: fx.mse(m(X), Y), ps)
                 fx.update(rule, ps, gs)
         elif mode == "explicit":
             state = fx.setup(rule, m)
@@ -42,7 +56,7 @@ def _three_ways(rule_factory, steps=6):
                 (g,) = fx.gradient(lambda mm: fx.mse(mm(X), Y), m)
                 fx.update(state, m, g)
         else:
-            fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(X, Y)], rule, epochs=steps)
+            fx.train(lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), [(X, Y)], rule, epochs=steps)
         runs.append([np.asarray(p) for p in fx.params(m)])
     return runs
 

@@ -7,18 +7,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import seed_data, seed_model
 
 import fluxjax as fx
-
-from conftest import seed_data, seed_model
 
 X, Y = seed_data()
 
 
 def manual_adam(m, x, y, steps):
     """An independent reference: jax.grad on a plain pytree and Adam written out in NumPy."""
-    params = [np.asarray(m[0].weight, np.float64), np.asarray(m[0].bias, np.float64),
-              np.asarray(m[1].weight, np.float64), np.asarray(m[1].bias, np.float64)]
+    params = [
+        np.asarray(m[0].weight, np.float64),
+        np.asarray(m[0].bias, np.float64),
+        np.asarray(m[1].weight, np.float64),
+        np.asarray(m[1].bias, np.float64),
+    ]
 
     def loss(p):
         h = jax.nn.sigmoid(x @ p[0].T + p[1])
@@ -34,7 +37,8 @@ def manual_adam(m, x, y, steps):
             mom[i] = b1 * mom[i] + (1 - b1) * g
             vel[i] = b2 * vel[i] + (1 - b2) * g * g
             params[i] = params[i] - eta * (mom[i] / (1 - b1**t)) / (
-                np.sqrt(vel[i] / (1 - b2**t)) + eps)
+                np.sqrt(vel[i] / (1 - b2**t)) + eps
+            )
     return params
 
 
@@ -81,8 +85,11 @@ def test_opt_state_carries_over_calls_bit_for_bit():
 
 def test_fused_equals_step_by_step_and_eager():
     runs = {}
-    for name, kw in {"fused": {}, "steps": {"steps_per_call": 1},
-                     "eager": {"compile": False}}.items():
+    for name, kw in {
+        "fused": {},
+        "steps": {"steps_per_call": 1},
+        "eager": {"compile": False},
+    }.items():
         m = seed_model()
         loss = lambda x, y, m=m: fx.mse(m(x), y)  # noqa: E731
         h = fx.train(loss, fx.params(m), [(X, Y)], fx.Adam(0.01), epochs=20, **kw)
@@ -121,8 +128,9 @@ def test_dataloader_fused_matches_iterating_it():
         m = seed_model()
         loss = lambda x, y, m=m: fx.mse(m(x), y)  # noqa: E731
         loader = fx.DataLoader((X, Y), batchsize=4, shuffle=True, rng=7)  # tail of 1
-        h = fx.train(loss, fx.params(m), loader, fx.Adam(0.01), epochs=5,
-                     steps_per_call=steps_per_call)
+        h = fx.train(
+            loss, fx.params(m), loader, fx.Adam(0.01), epochs=5, steps_per_call=steps_per_call
+        )
         results.append((h.losses, h.epochs, [np.asarray(p) for p in fx.params(m)]))
     (l1, e1, p1), (l2, e2, p2) = results
     assert len(l1) == 30 and e1 == e2 == [e for e in range(1, 6) for _ in range(6)]
@@ -157,10 +165,22 @@ def test_callbacks_context_stop_and_skip():
 
     never = lambda: calls.append("never")  # noqa: E731
     batches = [(X[:7], Y[:7]), (X[7:14], Y[7:14]), (X[14:], Y[14:])]
-    h = fx.train(loss, fx.params(m), batches, fx.Adam(0.002), epochs=3,
-                 cb=[record, skipper, never], steps_per_call=1)
-    assert [s[:4] for s in seen] == [(1, 1, 0, 0.002), (1, 2, 1, 0.002), (1, 3, 2, 0.002),
-                                     (2, 4, 0, 0.002), (2, 5, 1, 0.002)]
+    h = fx.train(
+        loss,
+        fx.params(m),
+        batches,
+        fx.Adam(0.002),
+        epochs=3,
+        cb=[record, skipper, never],
+        steps_per_call=1,
+    )
+    assert [s[:4] for s in seen] == [
+        (1, 1, 0, 0.002),
+        (1, 2, 1, 0.002),
+        (1, 3, 2, 0.002),
+        (2, 4, 0, 0.002),
+        (2, 5, 1, 0.002),
+    ]
     assert len(h.losses) == 5  # stop keeps the updates so far
     np.testing.assert_allclose([s[4] for s in seen], h.losses, rtol=1e-6)
     assert calls == ["skip"] * 4  # skip() ends the callbacks of its step; the 5th step stopped
@@ -170,8 +190,15 @@ def test_fused_callbacks_fire_per_chunk_with_step_numbers():
     m = seed_model()
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
     steps = []
-    fx.train(loss, fx.params(m), [(X, Y)], fx.Adam(), epochs=250, steps_per_call=100,
-             cb=lambda c: steps.append((c.step, c.epoch)))
+    fx.train(
+        loss,
+        fx.params(m),
+        [(X, Y)],
+        fx.Adam(),
+        epochs=250,
+        steps_per_call=100,
+        cb=lambda c: steps.append((c.step, c.epoch)),
+    )
     assert steps == [(100, 100), (200, 200), (250, 250)]
 
 
@@ -348,10 +375,12 @@ def test_captured_arrays_warn_once():
 def test_changed_batch_shape_warns_once():
     m = seed_model()
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
-    with pytest.warns(UserWarning, match=r"argument 1 of batch 2 has shape \(5, 1\) and dtype "
-                      r"float64, where earlier batches had shape \(5, 1\) and dtype float32"):
-        fx.train(loss, fx.params(m), [(X[:5], Y[:5]), (X[:5].astype(np.float64), Y[:5])],
-                 fx.Adam())
+    with pytest.warns(
+        UserWarning,
+        match=r"argument 1 of batch 2 has shape \(5, 1\) and dtype "
+        r"float64, where earlier batches had shape \(5, 1\) and dtype float32",
+    ):
+        fx.train(loss, fx.params(m), [(X[:5], Y[:5]), (X[:5].astype(np.float64), Y[:5])], fx.Adam())
     with pytest.warns(UserWarning, match="compiles the training step again"):
         fx.train(loss, fx.params(m), [(X[:k], Y[:k]) for k in (5, 6, 7)], fx.Adam())
 
@@ -374,8 +403,9 @@ def test_epochs_logs_each_epoch(capsys):
 
 def test_progress_bar_runs(capsys):
     m = seed_model()
-    h = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(X, Y)], fx.Adam(), epochs=5,
-                 progress=True)
+    h = fx.train(
+        lambda x, y: fx.mse(m(x), y), fx.params(m), [(X, Y)], fx.Adam(), epochs=5, progress=True
+    )
     assert len(h.losses) == 5
     assert "5/5" in capsys.readouterr().err
 
@@ -404,8 +434,9 @@ def test_callback_sees_the_scheduled_learning_rate():
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
     etas = []
     opt = fx.Adam(eta=fx.Exponential(0.01, 0.5))
-    fx.train(loss, fx.params(m), [(X, Y)] * 3, opt, cb=lambda c: etas.append(c.eta),
-             steps_per_call=1)
+    fx.train(
+        loss, fx.params(m), [(X, Y)] * 3, opt, cb=lambda c: etas.append(c.eta), steps_per_call=1
+    )
     np.testing.assert_allclose(etas, [0.01, 0.005, 0.0025], rtol=1e-6)
     fx.train(loss, fx.params(m), [(X, Y)], opt, cb=lambda c: etas.append(c.eta))
     np.testing.assert_allclose(etas[-1], 0.00125, rtol=1e-6)  # the count carries over
