@@ -440,3 +440,14 @@ def test_callback_sees_the_scheduled_learning_rate():
     np.testing.assert_allclose(etas, [0.01, 0.005, 0.0025], rtol=1e-6)
     fx.train(loss, fx.params(m), [(X, Y)], opt, cb=lambda c: etas.append(c.eta))
     np.testing.assert_allclose(etas[-1], 0.00125, rtol=1e-6)  # the count carries over
+
+
+def test_changing_a_layer_after_training_is_seen():
+    m = seed_model()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Descent(0.0)
+    h1 = fx.train(loss, ps, [(X, Y)], opt)
+    m[0].act = fx.tanh  # a structural change: the compiled step must be rebuilt
+    h2 = fx.train(loss, ps, [(X, Y)], opt)
+    assert h2.losses[0] == pytest.approx(float(loss(X, Y)), rel=1e-6)
+    assert h2.losses[0] != pytest.approx(h1.losses[0], rel=1e-3)

@@ -211,7 +211,6 @@ class Plan:
         self.loss, self.model, self.entries, self.rules = loss, model, entries, rules
         self.source = source  # a Rule (state in its implicit store) or a list of Leafs
         self.roots = roots
-        self.structure = structure_version()
         self.rules_version = rule_version()
         self.rkey = RulesKey(tuple(rules))
         train_ids = {id(p.get()) for p in entries}
@@ -222,6 +221,10 @@ class Plan:
             if isinstance(v, Module | list | tuple | dict)
             for m in modules(v, seen)
         ]
+        owners = [s.owner for p in entries for s in p.slots]
+        watched = {id(m): m for m in [*visible, *owners]}
+        # each module's structure counter now: a change to any of them makes this plan stale
+        self.watch = [(m.__dict__, structure_version(m)) for m in watched.values()]
         self.others = _group(
             (o, path, a)
             for m in visible
@@ -253,6 +256,10 @@ class Plan:
         self.donate = _should_donate(entries)
         self.step = jax.jit(self._step, donate_argnums=self.donate)
         self.compiled: dict[Any, Any] = {}
+
+    def stale(self) -> bool:
+        """True when a module this plan was built from has changed its structure."""
+        return any(d.get("_fx_version", 0) != v for d, v in self.watch)
 
     # -- who holds the live optimiser state -------------------------------------------
     def _records(self) -> list[list[Any]]:

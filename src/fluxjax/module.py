@@ -37,15 +37,14 @@ import numpy as np
 
 __all__ = ["Module", "trainable", "fmap", "f32", "f64", "gpu", "cpu", "nparams"]
 
-# Bumped whenever a module's static structure changes (a layer or activation replaced), so a
-# compiled training step built for the old structure can be invalidated with one comparison.
-_STRUCTURE = [0]
 _LIVE: weakref.WeakSet[Module] = weakref.WeakSet()
 
 
-def structure_version() -> int:
-    """A counter that changes whenever any module's non-array structure is changed."""
-    return _STRUCTURE[0]
+def structure_version(m: Module) -> int:
+    """A per-module counter bumped whenever ``m``'s non-array structure changes (a layer,
+    an activation or a flag assigned, an attribute added or deleted; assigning an array over
+    an array does not count), so a compiled step built for the old structure can tell."""
+    return m.__dict__.get("_fx_version", 0)
 
 
 def is_array(x: Any) -> bool:
@@ -210,11 +209,12 @@ class Module:
         old = d.get(name)
         value = _as_array(value, old)
         if not (is_array(value) and is_array(old)):
-            _STRUCTURE[0] += 1
+            d["_fx_version"] = d.get("_fx_version", 0) + 1
         d[name] = value
 
     def __delattr__(self, name: str) -> None:
-        _STRUCTURE[0] += 1
+        d = self.__dict__
+        d["_fx_version"] = d.get("_fx_version", 0) + 1
         object.__delattr__(self, name)
 
     def trainable(self) -> tuple[str, ...] | None:

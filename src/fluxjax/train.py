@@ -44,7 +44,7 @@ from ._plan import SKIPS, Plan, _filled, captured_arrays, loss_key
 from .autodiff import Param, Params
 from .callbacks import History, SkipException, StepContext, StopException
 from .data import DataLoader
-from .module import Module, is_array, structure_version
+from .module import Module, is_array
 from .optimise.base import Rule, rule_version
 from .optimise.interface import Leaf, OptimiserState, RulesKey, _triples
 
@@ -118,7 +118,6 @@ _LAST: list[Any] = [None, None, None, None, None]  # loss, target, opt, versions
 def _versions(loss: Any, target: Any) -> tuple[Any, ...]:
     cells = getattr(loss, "__closure__", None) or ()
     return (
-        structure_version(),
         rule_version(),
         getattr(target, "version", 0),
         *(id(c.cell_contents) if _filled(c) else None for c in cells),
@@ -134,6 +133,7 @@ def _plan(loss: Any, target: Any, opt: Any) -> Plan:
         and target is last[1]
         and opt is last[2]
         and _versions(loss, target) == last[3]
+        and not last[4].stale()
     ):
         return last[4]
     plan = _lookup(loss, target, opt)
@@ -144,7 +144,7 @@ def _plan(loss: Any, target: Any, opt: Any) -> Plan:
 def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
     key, make = _build(loss, target, opt)
     plan = _PLANS.get(key)
-    if plan is not None and plan.structure != structure_version():
+    if plan is not None and plan.stale():
         plan.flush()
         plan = None
     if plan is not None and plan.rules_version != rule_version():
