@@ -170,6 +170,14 @@ class TrainHistory:
     """What ``train`` returns: the loss of every step taken, read from the device only when
     asked. The same interface as ``fx.History``: ``losses``, ``steps``, ``epochs``, ``len``,
     ``best()``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.Dense(jnp.array([[0.0]]), False)
+    >>> x = jnp.ones((2, 1))
+    >>> h = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, x), (x, x)],
+    ...              fx.Descent(0.25), epochs=2)
+    >>> h.losses, h.epochs
+    ([1.0, 0.25, 0.0625, 0.015625], [1, 1, 2, 2])
     """
 
     def __init__(self) -> None:

@@ -149,7 +149,14 @@ def _needs_t(rule: Rule) -> bool:
 # -- explicit mode --------------------------------------------------------------------
 class Leaf:
     """The optimiser state of one array in an explicit-mode state tree (Optimisers.jl's
-    ``Leaf``): the rule, its state, whether it is frozen, and the update count."""
+    ``Leaf``): the rule, its state, whether it is frozen, and the update count.
+
+    >>> import fluxjax as fx
+    >>> leaf = fx.setup(fx.Momentum(), fx.Dense(1, 2)).weight
+    >>> import jax
+    >>> leaf, [a.shape for a in jax.tree_util.tree_leaves(leaf.state)], leaf.frozen
+    (Leaf(Momentum(eta=0.01, rho=0.9)), [(2, 1)], False)
+    """
 
     __slots__ = ("rule", "state", "frozen", "t")
 
@@ -165,6 +172,11 @@ class OptimiserState:
 
     ``state.layers[0]`` is the state of a Chain's first layer; ``state.layers[0].weight``
     the ``Leaf`` of its weight.
+
+    >>> import fluxjax as fx
+    >>> st = fx.setup(fx.Descent(), fx.Chain(fx.Dense(1, 1), fx.relu))
+    >>> st.layers[0]
+    Dense(weight=Leaf(Descent(eta=0.1)), bias=Leaf(Descent(eta=0.1)))
     """
 
     def __init__(self, kind: str, children: dict[str, Any]) -> None:
@@ -327,6 +339,13 @@ def update(a: Any, b: Any, c: Any) -> Any:
 
     Explicit mode returns ``(state, model)`` (the same objects, updated); implicit mode
     returns ``ps``. Frozen leaves are skipped, keeping their state.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.Dense(jnp.array([[1.0]]), False)
+    >>> ps, opt = fx.params(m), fx.Descent(0.5)
+    >>> gs = fx.gradient(lambda: m(jnp.array([[2.0]])).sum(), ps)   # d/dw (w·2) = 2
+    >>> _ = fx.update(opt, ps, gs); m.weight
+    Array([[0.]], dtype=float32)
     """
     if isinstance(a, Rule):
         if not isinstance(b, Params):
@@ -431,5 +450,11 @@ def freeze(tree: Any) -> Any:
 
 
 def thaw(tree: Any) -> Any:
-    """Undo ``freeze``: update the arrays under this part of the state tree again."""
+    """Undo ``freeze``: update the arrays under this part of the state tree again.
+
+    >>> import fluxjax as fx
+    >>> st = fx.setup(fx.Descent(), fx.Dense(1, 1))
+    >>> _ = fx.freeze(st); _ = fx.thaw(st.bias); st.weight.frozen, st.bias.frozen
+    (True, False)
+    """
     return _set_frozen(tree, False, "thaw")

@@ -25,7 +25,13 @@ __all__ = ["RuleInfo", "rules", "rules_table"]
 
 @dataclass(frozen=True)
 class RuleInfo:
-    """One optimiser rule: its name, constructor with defaults, update formula and aliases."""
+    """One optimiser rule: its name, constructor with defaults, update formula and aliases.
+
+    >>> import fluxjax as fx
+    >>> info = next(r for r in fx.rules() if r.name == "Adam")
+    >>> info.signature, info.aliases
+    ('Adam(eta=0.001, beta=(0.9, 0.999), epsilon=1e-08)', ('ADAM',))
+    """
 
     name: str
     signature: str
@@ -43,7 +49,13 @@ def _signature(cls: type) -> str:
 
 
 def rules() -> list[RuleInfo]:
-    """Every rule class of :mod:`fluxjax.optimise.rules`, in the order of its ``__all__``."""
+    """Every rule class of :mod:`fluxjax.optimise.rules`, in the order of its ``__all__``:
+    the analogue of Flux's ``methods(Flux.Optimise.apply!)``.
+
+    >>> import fluxjax as fx
+    >>> [r.name for r in fx.rules()][:3]
+    ['Descent', 'Momentum', 'Nesterov']
+    """
     out: dict[type, RuleInfo] = {}
     for name in _rules.__all__:
         cls = getattr(_rules, name)

@@ -29,7 +29,17 @@ __all__ = ["Schedule", "Cosine", "Step", "Exponential", "LinearWarmup"]
 
 
 class Schedule:
-    """Base class of the schedules here: a callable of ``t`` with a generated repr."""
+    """Base class of the schedules here: a callable of ``t`` with a generated repr.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> class Halving(fx.Schedule):
+    ...     def __init__(self, start):
+    ...         self.start = start
+    ...     def __call__(self, t):
+    ...         return self.start * 0.5 ** (jnp.asarray(t) - 1)
+    >>> Halving(0.1), float(Halving(0.1)(3))
+    (Halving(start=0.1), 0.025)
+    """
 
     def __call__(self, t: Any) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} must define __call__(t)")
