@@ -364,6 +364,11 @@ def train(
         raise ValueError(f"train: epochs must be a non-negative int, got {epochs!r}.")
     if steps_per_call is not None and (not isinstance(steps_per_call, int) or steps_per_call < 1):
         raise ValueError(f"train: steps_per_call must be a positive int, got {steps_per_call!r}.")
+    if not hasattr(data, "__iter__"):
+        raise TypeError(
+            f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
+            "[(x, y)] for all the data at each step, or fx.DataLoader((x, y), batchsize=...)."
+        )
     plan = _plan(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
