@@ -54,6 +54,12 @@ def test_assignment_converts_and_keeps_dtype():
     d.bias = [1, 2, 3, 4]  # ints into a float32 slot
     assert d.bias.dtype == jnp.float32
     np.testing.assert_array_equal(d.bias, [1, 2, 3, 4])
+    with pytest.raises(ValueError, match=r"Dense.weight has shape \(4, 1\).*shape \(4,\)"):
+        d.weight = [5.0, -5.0, -5.0, -5.0]  # Flux's column is (4, 1) here too
+    np.testing.assert_array_equal(d.weight, 1)  # unchanged
+    del d.weight
+    d.weight = np.zeros((4, 2), np.float32)  # a deliberate new shape
+    assert d.weight.shape == (4, 2)
 
 
 def test_repr_in_flux_form():

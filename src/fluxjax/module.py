@@ -208,6 +208,18 @@ class Module:
             _LIVE.add(self)
         old = d.get(name)
         value = _as_array(value, old)
+        if (
+            is_array(value)
+            and is_array(old)
+            and value.shape != old.shape
+            and not isinstance(value, jax.core.Tracer)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}.{name} has shape {tuple(old.shape)}, but the assigned "
+                f"array has shape {tuple(value.shape)}. Assign an array of the same shape "
+                f"(e.g. np.reshape(value, {tuple(old.shape)})), or `del layer.{name}` first "
+                "to change it."
+            )
         if not (is_array(value) and is_array(old)):
             d["_fx_version"] = d.get("_fx_version", 0) + 1
         d[name] = value
