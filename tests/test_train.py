@@ -390,6 +390,8 @@ def test_bad_arguments_are_clear_errors():
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
     with pytest.raises(TypeError, match="second argument must be fx.params"):
         fx.train(loss, [m], [(X, Y)], fx.Adam())
+    with pytest.raises(TypeError, match=r"got 1 argument\(s\).*pass \[\(x, y\)\], not \[x, y\]"):
+        fx.train(loss, fx.params(m), [X, Y], fx.Adam())
     with pytest.raises(TypeError, match="data must be an iterable of batches"):
         fx.train(loss, fx.params(m), 5, fx.Adam())
     with pytest.raises(ValueError, match="epochs must be"):

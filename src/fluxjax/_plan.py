@@ -322,7 +322,18 @@ class Plan:
     def _call_loss(self, batch: Any) -> Any:
         args = batch if isinstance(batch, tuple) else (batch,)
         if self.model is not None:
-            return self.loss(self.model, *args)
+            args = (self.model, *args)
+        try:
+            inspect.signature(self.loss).bind(*args)
+        except TypeError as e:
+            raise TypeError(
+                f"train: the loss cannot take this batch ({e}). A batch that is a tuple is "
+                f"splatted into the loss, anything else is passed as one argument: the loss "
+                f"got {len(args)} argument(s). For all the data at each step pass "
+                "[(x, y)], not [x, y]; in explicit mode the loss is loss(model, x, y)."
+            ) from None
+        except ValueError:  # no signature (a builtin): let the call itself complain
+            pass
         return self.loss(*args)
 
     def _loss_and_grads(self, tv: list[Any], ov: list[Any], batch: Any) -> tuple[Any, ...]:
