@@ -22,7 +22,6 @@ JAX+Optax jit step and ≥ 0.9× its scan; Adam update ≤ 1.1× Optax.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import subprocess
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fluxjax as fx
+from fluxjax import datasets, lab
 
 HERE = Path(__file__).resolve().parent
 PEERS = Path(os.environ.get("FLUXJAX_PEERS", HERE.parent.parent / "shared" / "bench"))
@@ -92,25 +92,12 @@ def table(rows: list[tuple[str, float, str, float | None]], unit: str) -> None:
 
 
 # -- seed -----------------------------------------------------------------------------------
-def seed_data():
-    x = np.arange(0, 1.0001, 0.05, dtype=np.float32).reshape(-1, 1)
-    y = 0.2 * np.sin(4 * math.pi * x) + 0.3 * np.exp(-x) + 4 * x**6 - 3.5 * x**5
-    return jnp.asarray(x), jnp.asarray(y.astype(np.float32))
-
-
-def seed_model():
-    m = fx.Chain(fx.Dense(1, 4, fx.sigmoid), fx.Dense(4, 1))
-    m[0].weight = [[5.0], [-5.0], [-5.0], [-5.0]]
-    m[1].weight = [[5.0, -2.0, 5.0, -5.0]]
-    return m
-
-
 def bench_seed(n: int) -> None:
     print(f"\nseed: the tutorial's 1-D fit, Adam, µs per step ({n} steps)")
-    x, y = seed_data()
+    x, y = (jnp.asarray(a) for a in datasets.seed_data())
     data = [(x, y)]
 
-    m = seed_model()
+    m = lab.seed_model()
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
     ps, opt = fx.params(m), fx.Adam()
     seen = []
@@ -128,7 +115,7 @@ def bench_seed(n: int) -> None:
     for _ in range(50):
         fx.train(loss, ps, data, opt, cb=cb)
 
-    m2 = seed_model()
+    m2 = lab.seed_model()
     loss2 = lambda x, y: fx.mse(m2(x), y)  # noqa: E731
     ps2, opt2 = fx.params(m2), fx.Adam()
 
