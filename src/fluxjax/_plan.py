@@ -250,6 +250,10 @@ class Plan:
         self.last_batch: Any = None
         self.stack_cache: Any = None
         self.eta = _eta(rules[0])
+        # what a callback's StepContext gets: the number, or the schedule's value now
+        self.callback_eta: Any = (
+            self.eta if self.eta is not None or not self.need_t else self.scheduled_eta
+        )
         self.signatures: list[Any] = []
         self.warned_captured = False
         self.eager = False

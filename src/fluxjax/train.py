@@ -440,7 +440,7 @@ def _bar_update(bar: Any, n: int, loss: Any, last: list[float]) -> None:
     now = time.monotonic()
     if now - last[0] > 0.2:
         last[0] = now
-        bar.set_postfix(loss=f"{float(loss):.4g}")
+        bar.set_postfix(loss=f"{float(loss() if callable(loss) else loss):.4g}")
 
 
 def _same_batch(batch: Any, last: Any) -> bool:
@@ -493,7 +493,7 @@ def _run_steps(
     bar: Any,
     call_start: int,
 ) -> None:
-    eta = plan.eta if plan.eta is not None or not plan.need_t else plan.scheduled_eta
+    eta = plan.callback_eta
     step, last = 0, [0.0]
     for ep in range(1, n_epochs + 1):
         for bi, batch in enumerate(data):
@@ -553,7 +553,7 @@ def _run_fused(
     if total == 0:
         return
     chunk = steps_per_call or (1000 if cbs else 4096)
-    eta = plan.eta if plan.eta is not None or not plan.need_t else plan.scheduled_eta
+    eta = plan.callback_eta
     last = [0.0]
     if kind == "list":
         stacked = data[0] if per_epoch == 1 else _stacked(plan, data)
@@ -569,7 +569,7 @@ def _run_fused(
             ls = plan.finish(out, n)
             hist._add(ls, n, (done, per_epoch))
             done += n
-            _bar_update(bar, n, ls[n - 1], last)
+            _bar_update(bar, n, _lazy(ls, n - 1), last)
             if cbs:
                 ep, bi, k = (done - 1) // per_epoch + 1, (done - 1) % per_epoch, n - 1
                 if _fire(cbs, ep, done, _lazy(ls, k), eta, bi):
@@ -578,8 +578,8 @@ def _run_fused(
         return
     loader = data
     device_data = _on_device(loader)
-    e_chunk = max(1, chunk // per_epoch)
-    e_cap = _pow2(e_chunk)
+    e_chunk = max(1, min(chunk // per_epoch, n_epochs))
+    e_cap = _pow2(e_chunk)  # index arrays are (e_cap, ...): no bigger than this call needs
     ep = 0
     while ep < n_epochs:
         e = min(e_chunk, n_epochs - ep)
@@ -602,7 +602,7 @@ def _run_fused(
         ls = plan.finish(out, e * per_epoch)
         hist._add(ls, e * per_epoch, (ep * per_epoch, per_epoch))
         ep += e
-        _bar_update(bar, e * per_epoch, ls[e - 1, -1], last)
+        _bar_update(bar, e * per_epoch, _lazy(ls, (e - 1, -1)), last)
         if cbs:
             if _fire(cbs, ep, ep * per_epoch, _lazy(ls, (e - 1, -1)), eta, per_epoch - 1):
                 return
