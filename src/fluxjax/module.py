@@ -97,7 +97,7 @@ def _split(value: Any, out: list[Any]) -> Any:
 
 
 def _join(spec: Any, it: Iterator[Any]) -> Any:
-    if spec is _LEAF or (isinstance(spec, str) and spec == _LEAF):
+    if isinstance(spec, str):  # _LEAF
         return next(it)
     if isinstance(spec, _Static):
         return spec.value
@@ -106,17 +106,17 @@ def _join(spec: Any, it: Iterator[Any]) -> Any:
     return spec[0](_join(s, it) for s in spec[1])
 
 
-def _key_names(name: str, spec: Any, prefix: str, out: list[str]) -> None:
+def _key_names(spec: Any, prefix: str, out: list[str]) -> None:
     if spec is _LEAF:
         out.append(prefix)
     elif isinstance(spec, _Static):
         return
     elif spec[0] is dict:
         for k, s in zip(spec[1], spec[2]):
-            _key_names(name, s, f"{prefix}[{k!r}]", out)
+            _key_names(s, f"{prefix}[{k!r}]", out)
     else:
         for i, s in enumerate(spec[1]):
-            _key_names(name, s, f"{prefix}[{i}]", out)
+            _key_names(s, f"{prefix}[{i}]", out)
 
 
 def _attrs(m: Module) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def _flatten_with_keys(m: Module) -> tuple[list[tuple[Any, Any]], Any]:
     children, aux = _flatten(m)
     keys: list[str] = []
     for name, spec in zip(*aux):
-        _key_names(name, spec, name, keys)
+        _key_names(spec, name, keys)
     return [(jax.tree_util.GetAttrKey(k), c) for k, c in zip(keys, children)], aux
 
 

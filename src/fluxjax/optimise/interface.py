@@ -142,10 +142,6 @@ def _run(
     return new_xs, new_states, new_ts
 
 
-def _needs_t(rule: Rule) -> bool:
-    return rule.has_schedule()
-
-
 # -- explicit mode --------------------------------------------------------------------
 class Leaf:
     """The optimiser state of one array in an explicit-mode state tree (Optimisers.jl's
@@ -213,7 +209,7 @@ def setup(rule: Rule, model: Any) -> OptimiserState:
     if not isinstance(model, Module):
         raise TypeError(f"setup(rule, model): model must be a fluxjax Module, got {model!r}.")
     cache: dict[int, Leaf] = {}
-    need_t = _needs_t(rule)
+    need_t = rule.has_schedule()
 
     def build(v: Any) -> Any:
         if isinstance(v, Module):
@@ -301,7 +297,7 @@ def implicit_state(opt: Rule, entries: list[Any]) -> list[list[Any]]:
     owner = store.get("_fx_owner")
     if owner is not None:
         owner.flush()  # the live state sits packed inside a compiled training plan
-    need_t = _needs_t(opt)
+    need_t = opt.has_schedule()
     out = []
     for p in entries:
         rec = store.get(p.key())
