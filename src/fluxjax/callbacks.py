@@ -13,13 +13,18 @@ Callbacks are host-side Python, called by ``fx.train`` after every step, as in F
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import numpy as np
+
 __all__ = [
+    "Scheduled",
+    "every",
     "throttle",
     "patience",
     "early_stopping",
@@ -81,6 +86,87 @@ def skip() -> NoReturn:
     skipped
     """
     raise SkipException("step skipped by fx.skip()")
+
+
+# ---- scheduled callbacks -------------------------------------------------------------------
+
+
+class Scheduled:
+    """A callback whose firing steps ``fx.train`` can know in advance, so it can run the
+    steps in between fused on the device.
+
+    Subclasses implement ``steps_until`` and ``__call__`` (and may override ``finish``):
+
+    * ``steps_until(step, seconds_per_step) -> int``: after ``step`` steps of this ``train``
+      call, how many more steps may run before this callback must be called (at least 1).
+      ``seconds_per_step`` is the measured time of one step (``None`` before it is known).
+    * ``__call__(ctx)``: called with the ``StepContext`` of the step that ends that span,
+      the model holding that step's arrays. ``fx.stop()`` and ``fx.skip()`` work as in any
+      callback.
+    * ``finish()``: called once when the ``train`` call ends: normally, by ``fx.stop()`` or
+      by an exception (flush files, run a pending call).
+
+    >>> import fluxjax as fx
+    >>> isinstance(fx.every(10, print), fx.Scheduled)
+    True
+    """
+
+    def steps_until(self, step: int, seconds_per_step: float | None) -> int:
+        raise NotImplementedError
+
+    def __call__(self, ctx: StepContext) -> Any:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Called once when the ``train`` call ends; does nothing by default."""
+
+
+def takes_context(f: Any) -> bool:
+    """True when ``f`` can be called with one positional argument (a ``StepContext``)."""
+    try:
+        sig = inspect.signature(getattr(f, "__wrapped__", f))
+    except (TypeError, ValueError):
+        return False
+    kinds = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    return any(p.kind in kinds for p in sig.parameters.values())
+
+
+class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
+    """``every(n, f)``: call ``f`` after steps ``n, 2n, 3n, ...`` of each ``train`` call
+    (Keras's and Lightning's "every n steps"). ``f`` takes no argument or a
+    ``StepContext``. Steps between run fused where the data allow.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.Dense(jnp.array([[0.0]]), False)
+    >>> x = jnp.ones((2, 1))
+    >>> seen = []
+    >>> _ = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, x)] * 10,
+    ...              fx.Descent(0.1), cb=fx.every(4, lambda ctx: seen.append(ctx.step)))
+    >>> seen
+    [4, 8]
+    """
+
+    def __init__(self, n: int, f: Callable[..., Any]) -> None:
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"every(n, f): n must be a positive int (steps), got {n!r}.")
+        if not callable(f):
+            raise TypeError(f"every(n, f): f must be a function, got {f!r}.")
+        self.n, self.f = int(n), f
+        self._ctx = takes_context(f)
+        functools.update_wrapper(self, f, updated=())
+
+    def steps_until(self, step: int, seconds_per_step: float | None) -> int:
+        return self.n - step % self.n
+
+    def __call__(self, ctx: StepContext) -> Any:
+        return self.f(ctx) if self._ctx else self.f()
+
+    def __repr__(self) -> str:
+        return f"every({self.n}, {_name(self.f)})"
 
 
 # ---- throttle --------------------------------------------------------------------------------
@@ -311,6 +397,9 @@ class StepContext:
     - ``loss``: this step's loss as a Python ``float`` (or ``None``). It is read lazily: the
       raw value (a device scalar, or a zero-argument function returning one) is converted the
       first time ``.loss`` is read, so a callback that never reads it costs no device sync.
+    - ``metrics``: a dict shared by the callbacks of this step: one may put values in it
+      (``ctx.metrics["val_loss"] = v``) for the later ones (loggers) to read; ``train``
+      records every entry in its history (``h["val_loss"]``).
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> ctx = fx.StepContext(epoch=1, step=3, loss=jnp.float32(0.25), eta=0.001, batch_index=2)
@@ -325,6 +414,7 @@ class StepContext:
     _loss: Any
     eta: float | None
     batch_index: int
+    metrics: dict[str, Any]
 
     def __init__(
         self,
@@ -340,6 +430,7 @@ class StepContext:
             ("_loss", loss),
             ("eta", eta),
             ("batch_index", batch_index),
+            ("metrics", {}),
         ):
             object.__setattr__(self, name, value)
 
