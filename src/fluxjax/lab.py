@@ -51,12 +51,12 @@ from .activations import sigmoid
 from .autodiff import params
 from .callbacks import History
 from .data import DataLoader
+from .engine import train
 from .init import glorot_uniform
 from .layers import Chain, Dense
 from .losses import mse
 from .module import Module
 from .optimise.base import Rule
-from .train import train
 
 __all__ = [
     "Problem",
