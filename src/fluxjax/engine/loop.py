@@ -101,6 +101,10 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
+    if type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress:
+        hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
+        if hist is not None:
+            return hist
     epochs = _count("epochs", epochs, 0)
     if steps_per_call is not None:
         steps_per_call = _count("steps_per_call", steps_per_call, 1)
@@ -140,6 +144,57 @@ def train(
         if sched.active:
             sched.finish(run.done)
     return hist
+
+
+def _one_step(
+    loss: Any, target: Any, batch: Any, opt: Any, cb: Any, steps_per_call: Any
+) -> TrainHistory | None:
+    """The tutorial's loop, ``train`` once per epoch on one batch, when nothing changed
+    since the last call (the same plan, owning its state, the very same batch arrays): the
+    same steps as ``Run`` takes for one step, without building it. None: take the general
+    path."""
+    if steps_per_call is not None or type(batch) is not tuple:
+        return None
+    plan = cache.find(loss, target, opt)
+    if plan.eager or plan.empty or not plan.owns_state():
+        return None
+    if not _same_batch(batch, plan.last_batch):
+        return None
+    sched = _schedule(cb, None) if cb is not None else None
+    start = plan.steps_done
+    plan.check(False, start)
+    hist = TrainHistory()
+    tv, ov = plan.inputs()
+    l = plan.finish(plan.step(tv, ov, plan.bufs, plan.halt, batch), 1)
+    hist._add(l, 1, 1)
+    try:
+        if sched is not None:
+            _one_step_callbacks(plan, sched, hist, l)
+        plan.check(False, start)
+    except FloatingPointError as e:
+        e.history = hist  # type: ignore[attr-defined]
+        raise
+    return hist
+
+
+def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any) -> None:
+    eta = plan.callback_eta
+
+    def context() -> StepContext:
+        return StepContext(1, 1, l, eta() if callable(eta) else eta, 0)
+
+    sps = getattr(plan, "sps", None)
+    try:
+        sched.start(sps)
+        stopped = False
+        if sched.is_due(1):
+            stopped, ctx = sched.fire(1, context, sps)
+            if ctx is not None and ctx.metrics:
+                hist._record(1, ctx.metrics)
+        if sched.ends:
+            sched.at_end(1, context, sps)
+    finally:
+        sched.finish(1)
 
 
 def _warn_captured(plan: Plan, loss: Any) -> None:
