@@ -307,3 +307,27 @@ def test_empty_params_run_the_loss_each_step_like_flux():
 
     fx.train(counting, fx.params(), itertools.repeat((), 10), fx.Descent())
     assert i["n"] == 8
+
+
+def test_caches_do_not_keep_callbacks_or_models_alive():
+    import gc
+    import weakref
+
+    from fluxjax.engine import cache
+
+    m = model()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Descent(ETA)
+    refs = []
+    for _ in range(5):
+        cb = lambda: None  # noqa: E731  (a new function object every time)
+        refs.append(weakref.ref(cb))
+        fx.train(loss, ps, LIST, opt, cb=cb)
+        del cb
+    fx.train(loss, ps, LIST, opt, cb=lambda: None)  # the last-call cache moves on
+    gc.collect()
+    assert all(r() is None for r in refs)
+    for _ in range(cache.MAX_PLANS + 5):  # many models: the plan cache stays bounded
+        mm = model()
+        fx.train(lambda x, y, mm=mm: fx.mse(mm(x), y), fx.params(mm), LIST[:1], fx.Descent(ETA))
+    assert len(cache.PLANS) <= cache.MAX_PLANS
