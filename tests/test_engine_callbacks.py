@@ -331,3 +331,29 @@ def test_caches_do_not_keep_callbacks_or_models_alive():
         mm = model()
         fx.train(lambda x, y, mm=mm: fx.mse(mm(x), y), fx.params(mm), LIST[:1], fx.Descent(ETA))
     assert len(cache.PLANS) <= cache.MAX_PLANS
+
+
+@pytest.mark.parametrize("kind", ["list", "loader"])
+def test_the_fusion_policy_measures_and_its_choice_changes_nothing(kind, monkeypatch):
+    """A long span measures fused against single steps once per plan and data kind; force
+    either outcome (a fake timer) and the run is the same."""
+    from fluxjax.engine import policy
+
+    results = {}
+    for favour_fused in (True, False):
+        calls = []
+
+        def fake_timed(plan, run, favour_fused=favour_fused):
+            calls.append(run)
+            run(policy.M)
+            return (1.0 if favour_fused else 0.5) if len(calls) == 1 else 0.75
+
+        monkeypatch.setattr(policy, "_timed", fake_timed)
+        m = model()
+        data = LIST if kind == "list" else loader()
+        h = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.01), epochs=20)
+        plan = next(p for p in fx.engine.cache.PLANS.values() if p.entries[0].slots[0].owner is m)
+        assert len(calls) == 2 and plan.fuse == {kind: favour_fused}
+        results[favour_fused] = (h.losses, wb(m))
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-6)
+    np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-6)

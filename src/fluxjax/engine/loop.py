@@ -332,8 +332,8 @@ class Run:
         except StopException:
             raise _Stopped from None
         l = plan.finish(out, 1)
-        if not self.compile or plan.eager:
-            plan.check(True, self.call_start)
+        # eagerly: at once; compiled: every LAG calls, which also bounds the work in flight
+        plan.check(not self.compile or plan.eager, self.call_start)
         return l
 
     def _empty(self, batch: Any) -> Any:
