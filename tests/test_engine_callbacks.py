@@ -343,7 +343,7 @@ def test_the_fusion_policy_measures_and_its_choice_changes_nothing(kind, monkeyp
     for favour_fused in (True, False):
         calls = []
 
-        def fake_timed(plan, run, favour_fused=favour_fused):
+        def fake_timed(plan, run, favour_fused=favour_fused, calls=calls):
             calls.append(run)
             run(policy.M)
             return (1.0 if favour_fused else 0.5) if len(calls) == 1 else 0.75
@@ -351,7 +351,9 @@ def test_the_fusion_policy_measures_and_its_choice_changes_nothing(kind, monkeyp
         monkeypatch.setattr(policy, "_timed", fake_timed)
         m = model()
         data = LIST if kind == "list" else loader()
-        h = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.01), epochs=20)
+        h = fx.train(
+            lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.01), epochs=20
+        )
         plan = next(p for p in fx.engine.cache.PLANS.values() if p.entries[0].slots[0].owner is m)
         assert len(calls) == 2 and plan.fuse == {kind: favour_fused}
         results[favour_fused] = (h.losses, wb(m))
