@@ -105,8 +105,16 @@ def _conj(g: Any) -> Any:
     return jnp.conj(g) if jnp.iscomplexobj(g) else g
 
 
-def core(plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any):
-    """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss."""
+def core(
+    plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any, fused=False
+):
+    """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss.
+
+    A failed or skipped step keeps the old arrays. In a single step that is one
+    ``lax.cond`` over all of them; inside a fused loop an elementwise ``where`` per array,
+    which XLA fuses into the update itself: a ``cond`` there returns the loop-carried
+    buffers, so XLA copies every parameter and state array each step (seen in the
+    optimised HLO; the cost grew with the model). Both select the same values."""
     l, grads, after, skips = loss_and_grads(plan, tv, ov, batch)
     finite = jnp.isfinite(l)
     err = jnp.asarray(-1, jnp.int32)
@@ -134,8 +142,12 @@ def core(plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, b
     halt = jnp.stack(
         [count, jnp.where(fail, count, halt[1]), jnp.where(fail, reason, halt[2])]
     ).astype(jnp.int32)
-    # one select of whole buffers (an elementwise jnp.where would cost a pass over each)
-    new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
+    if fused:
+        keep = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
+        new_tv = [keep(a, b) for a, b in zip(tv, new_tv)]
+        new_trees = jax.tree_util.tree_map(keep, trees, new_trees)
+    else:  # one select of whole buffers
+        new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
     return new_tv, new_ov, new_trees, halt, l
 
 
