@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .autodiff import Param, _first, _group
+from .autodiff import Param, _first, _group, zygote_grads
 from .module import Module, is_array, modules, structure_version, walk
 from .optimise.base import Rule, rule_version
 from .optimise.interface import Leaf, RulesKey, apply_one, implicit_state
@@ -372,7 +372,7 @@ class Plan:
 
         (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
         self.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]
-        return l, grads, after, skips
+        return l, zygote_grads(grads), after, skips  # Zygote's complex convention
 
     def _core(
         self, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any

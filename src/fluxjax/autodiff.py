@@ -307,6 +307,20 @@ class Grads:
         return f"Grads({len(self)} arrays)"
 
 
+def zygote_grads(grads: Any) -> Any:
+    """Gradients in Zygote's convention for complex numbers: for a real loss ``L`` of a
+    complex ``z = x + iy``, Zygote gives ``∂L/∂x + i·∂L/∂y`` (so ``x - η·g`` goes downhill),
+    JAX's ``grad`` the conjugate. This conjugates every complex leaf of ``grads`` (a tree,
+    a list, ``Grads`` contents); real leaves pass through unchanged. Flux#1776.
+
+    >>> import jax, jax.numpy as jnp
+    >>> z = jnp.array([1.0 + 2.0j])
+    >>> zygote_grads(jax.grad(lambda z: jnp.sum(jnp.abs(z) ** 2))(z))  # 2z, as Zygote
+    Array([2.+4.j], dtype=complex64)
+    """
+    return jax.tree_util.tree_map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, grads)
+
+
 # -- binding: the one place that puts traced values into modules ------------------------
 def bind_call(entries: list[Param], values: list[Any], f: Callable[[], Any]) -> Any:
     """Call ``f()`` with ``values`` bound into the slots of ``entries``; always restore."""
@@ -357,7 +371,7 @@ def _implicit(f: Callable[[], Any], ps: Params, fname: str) -> tuple[Any, Grads]
         return y0, y
 
     (_, y), gs = jax.value_and_grad(pure, has_aux=True)(values)
-    return y, Grads(ps, gs)
+    return y, Grads(ps, zygote_grads(gs))
 
 
 def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> WithGradient:
@@ -391,7 +405,7 @@ def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Wi
 
     argnums = tuple(range(len(args)))
     (_, y), gs = jax.value_and_grad(pure, argnums=argnums, has_aux=True, allow_int=True)(*args)
-    return WithGradient(y, gs)
+    return WithGradient(y, zygote_grads(gs))
 
 
 def gradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Any:
@@ -444,9 +458,9 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], An
         ps = args[0]
         entries = ps.entries
         y, vjp = jax.vjp(lambda vals: bind_call(entries, vals, f), [p.get() for p in entries])
-        return y, lambda dy: Grads(ps, vjp(dy)[0])
+        return y, lambda dy: Grads(ps, zygote_grads(vjp(zygote_grads(dy))[0]))
     y, vjp = jax.vjp(f, *args)
-    return y, lambda dy: tuple(vjp(dy))
+    return y, lambda dy: tuple(zygote_grads(vjp(zygote_grads(dy))))
 
 
 def _matrix(j: Any, y_shape: tuple[int, ...], x: Any) -> Any:
