@@ -183,13 +183,16 @@ def _shape(x: Any) -> Any:
     return tuple(getattr(x, "shape", ())) or type(x).__name__
 
 
-def _entries_of(x: Any) -> list[Param]:
+def _entries_of(x: Any, seen: frozenset[int] = frozenset()) -> list[Param]:
     if isinstance(x, Params):
         return list(x.entries)
     if isinstance(x, Module):
         return _group(walk(x, trainable_only=True))
     if isinstance(x, list | tuple):
-        return [p for v in x for p in _entries_of(v)]
+        if id(x) in seen:  # a list that contains itself: its contents are already here
+            return []
+        inner = seen | {id(x)}
+        return [p for v in x for p in _entries_of(v, inner)]
     if is_array(x):
         slots = [
             Slot(owner, path)
