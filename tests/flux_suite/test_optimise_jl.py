@@ -273,3 +273,74 @@ def test_momentum_optimisers_and_complex_values_in_train():
     h = fx.train(loss, fx.params(m), [()] * 10, fx.ADAM(1e-2))
     assert all(b < a for a, b in zip(h.losses, h.losses[1:]))
     assert float(loss()) < h.losses[-1]
+
+
+# -- train!'s contract, as the tutorial and Flux's loop use it (issue #8) ---------------------
+# Written for the documented semantics: callbacks after every batch, the trailing throttled
+# call flushed when train ends. They pass once the new engine lands (marked until then).
+
+
+def _fit_data():
+    x = np.linspace(-1, 1, 8, dtype=np.float32).reshape(8, 1)
+    return x, 3 * x + 0.5
+
+
+def _descent_reference(w, b, x, y, eta, steps):
+    """`steps` plain gradient-descent steps on mse(x·w + b, y), in float64 NumPy."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    for _ in range(steps):
+        r = x * w + b - y
+        w, b = w - eta * 2 * np.mean(r * x), b - eta * 2 * np.mean(r)
+    return w, b
+
+
+def _line():
+    return fx.Dense(np.zeros((1, 1), np.float32), np.zeros(1, np.float32))
+
+
+def test_train_any_iterable_of_batches():
+    x, y = _fit_data()
+    m = _line()
+    h = fx.train(
+        lambda x, y: fx.mse(m(x), y), fx.params(m), itertools.repeat((x, y), 10), fx.Descent(0.1)
+    )
+    w, b = _descent_reference(0.0, 0.0, x, y, 0.1, 10)
+    assert len(h.losses) == 10
+    np.testing.assert_allclose([float(m.weight[0, 0]), float(m.bias[0])], [w, b], rtol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="engine: cb must run after every batch of a list")
+def test_train_callback_after_every_batch_stop_in_fifth():
+    x, y = _fit_data()
+    m = _line()
+    n = {"k": 0}
+
+    def cb():
+        n["k"] += 1
+        if n["k"] == 5:
+            fx.stop()
+
+    fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, y)] * 20, fx.Descent(0.01), cb=cb)
+    w, b = _descent_reference(0.0, 0.0, x, y, 0.01, 5)
+    assert n["k"] == 5  # 5 callbacks
+    np.testing.assert_allclose([float(m.weight[0, 0]), float(m.bias[0])], [w, b], rtol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="engine: train must flush a pending trailing throttle call")
+def test_train_flushes_trailing_throttle():
+    x, y = _fit_data()
+    m = _line()
+    seen = []
+    f = fx.throttle(
+        lambda: seen.append(float(m.weight[0, 0])),
+        1000,
+        leading=True,
+        trailing=True,
+        clock=lambda: 0.0,
+    )
+    fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, y)] * 5, fx.Descent(0.1), cb=f)
+    # leading call after step 1; the trailing one (pending since step 2) when train ends
+    w1, _ = _descent_reference(0.0, 0.0, x, y, 0.1, 1)
+    w5, _ = _descent_reference(0.0, 0.0, x, y, 0.1, 5)
+    assert len(seen) == 2
+    np.testing.assert_allclose(seen, [w1, w5], rtol=1e-5)
