@@ -21,6 +21,10 @@ and an attribute), not arrays. ``gradient`` binds traced values into the slots, 
 function, and restores the old arrays in a ``finally`` — no tracer is left in a module even
 when your function raises.
 
+Complex parameters get Zygote's gradient: for a real loss of ``z = x + iy`` it is
+``∂L/∂x + i·∂L/∂y`` (the conjugate of what ``jax.grad`` returns), so ``z - η·g`` descends,
+as in Flux (see ``zygote_grads``).
+
 Gradients of arrays the function does not use are **zeros** (JAX's convention), never
 ``None``; ``update`` and ``train`` therefore still advance the optimiser state of such
 arrays (Zygote returns ``nothing`` and Flux skips them).
@@ -450,7 +454,8 @@ def _forward_implicit(f: Callable[[], Any], ps: Params) -> tuple[Any, Grads]:
 
 def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], Any]]:
     """``(y, back)`` where ``back(ȳ)`` returns the tuple of argument gradients (or ``Grads``
-    for ``pullback(f, ps)``); ``ȳ`` has the shape of ``y``.
+    for ``pullback(f, ps)``); ``ȳ`` has the shape of ``y``. For complex values ``back``
+    follows Zygote (``conj ∘ vjp ∘ conj`` of JAX's), as ``gradient`` does.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> y, back = fx.pullback(lambda x: 2 * x, jnp.array([1.0, 2.0]))
