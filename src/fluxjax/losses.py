@@ -70,7 +70,14 @@ def _prep(name: str, yhat: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
             f"y.shape = {jnp.shape(y)}; reshape one of them (broadcasting is refused because "
             "it silently gives a wrong loss)"
         )
+    if jnp.iscomplexobj(y) and not jnp.iscomplexobj(yhat):  # never drop an imaginary part
+        yhat = yhat.astype(jnp.result_type(yhat, y))
     return yhat, jnp.asarray(y, yhat.dtype)
+
+
+def _abs2(x: Array) -> Array:
+    """``|x|²``, real also for complex ``x`` (Julia's ``abs2``)."""
+    return jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else x * x
 
 
 def _eps(eps: float | None, yhat: Array) -> float:
@@ -128,13 +135,15 @@ def mae(yhat: ArrayLike, y: ArrayLike, *, agg: Agg = jnp.mean) -> Array:
 
 
 def mse(yhat: ArrayLike, y: ArrayLike, *, agg: Agg = jnp.mean) -> Array:
-    """Mean squared error ``agg((ŷ - y)²)``.
+    """Mean squared error ``agg(|ŷ - y|²)``: real, also for complex values (Flux's ``abs2``).
 
     >>> float(mse(jnp.array([1.0, 2.0]), jnp.array([2.0, 4.0]), agg=sum))
     5.0
+    >>> mse(0, 1 + 1j)
+    Array(2., dtype=float32)
     """
     yhat, y = _prep("mse", yhat, y)
-    return _agg(agg)((yhat - y) ** 2)
+    return _agg(agg)(_abs2(yhat - y))
 
 
 def msle(yhat: ArrayLike, y: ArrayLike, *, agg: Agg = jnp.mean, eps: float | None = None) -> Array:

@@ -239,6 +239,7 @@ class Plan:
             return
         _, at, reason = (int(v) for v in np.asarray(h))
         if at:
+            q.clear()  # later halts carry the same sticky failure: report it once
             self.halt = jnp.zeros((3,), jnp.int32)
             start, self.steps_done = call_start, 0
             raise failure(self, at - start, reason)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import mode
-from ..autodiff import _first
+from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
 from ..optimise.interface import apply_one
 
@@ -94,15 +94,9 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
         return l, after
 
     (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
-    grads = [_conj(g) for g in grads]
+    grads = zygote_grads(grads)  # Zygote's convention for complex parameters
     plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]
     return l, grads, after, skips
-
-
-def _conj(g: Any) -> Any:
-    """Zygote's convention for complex parameters: JAX's gradient of a real loss is the
-    conjugate of the steepest-ascent direction that descent rules expect."""
-    return jnp.conj(g) if jnp.iscomplexobj(g) else g
 
 
 def core(

@@ -70,7 +70,7 @@ class Dense(Module):
             if isinstance(weight, list):
                 weight = np.asarray(weight, dtype=np.float32)
             weight = jnp.asarray(weight)
-            if not jnp.issubdtype(weight.dtype, jnp.floating):
+            if not jnp.issubdtype(weight.dtype, jnp.inexact):  # complex weights stay complex
                 weight = weight.astype(jnp.float32)  # integer weights would truncate inputs
             if weight.ndim != 2:
                 raise ValueError(
@@ -101,10 +101,8 @@ class Dense(Module):
                 f"but got an array of shape {tuple(x.shape)}. Observations go along the first "
                 f"axis: pass shape (n, {n_in}) or ({n_in},)."
             )
-        if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != self.weight.dtype:
-            x = x.astype(self.weight.dtype)
-        elif not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(self.weight.dtype)
+        if x.dtype != self.weight.dtype and not jnp.iscomplexobj(x):
+            x = x.astype(self.weight.dtype)  # Flux's _match_eltype; complex x stays complex
         y = x @ self.weight.T
         if self.bias is not None:
             y = y + self.bias
