@@ -288,6 +288,13 @@ class Plan:
                 lf.__class__ = OwnedLeaf
                 _OWNERS[id(lf)] = self
 
+    def reclaim(self) -> None:
+        """Pack the state again after a callback read it (a read unpacks it to its owners
+        and releases it), keeping this call's step count and failure flag."""
+        kept = (self.steps_done, self.pending, self.halt, self.t0)
+        self.acquire()
+        self.steps_done, self.pending, self.halt, self.t0 = kept
+
     def scheduled_eta(self) -> float | None:
         """The learning rate now, when it is a schedule: evaluated at the update count of
         the first parameter (all parameters advance together in ``train``)."""

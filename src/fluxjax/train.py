@@ -42,7 +42,7 @@ import numpy as np
 
 from ._plan import SKIPS, Plan, _filled, captured_arrays, loss_key
 from .autodiff import Param, Params
-from .callbacks import History, SkipException, StepContext, StopException
+from .callbacks import History, Scheduled, SkipException, StepContext, StopException
 from .data import DataLoader
 from .module import Module, is_array
 from .optimise.base import Rule, rule_version
@@ -284,6 +284,15 @@ def _fire(cbs: list[tuple[Callable[..., Any], bool]], *context: Any) -> bool:
     return False
 
 
+def _fire_and_reclaim(plan: Plan, cbs: list[Any], *context: Any) -> bool:
+    """``_fire``, then take the optimiser state back if a callback read it (a checkpoint:
+    reading unpacks the live state to its owners, and the plan must not go on without it)."""
+    stopped = _fire(cbs, *context)
+    if not plan.owned:
+        plan.reclaim()
+    return stopped
+
+
 def _lazy(losses: Any, index: Any) -> Callable[[], Any]:
     """A zero-argument function reading one loss of a device block (only when called)."""
     return lambda: losses[index]
@@ -301,6 +310,8 @@ def _signature(batch: Any) -> tuple[Any, ...]:
 def _fusable(data: Any, n_epochs: int) -> Any:
     """``("list", batches)`` or ``("loader", loader)`` when steps can run fused, else None."""
     if isinstance(data, DataLoader):
+        if data.position:  # restored mid-epoch: its next epoch is short (step by step)
+            return None
         leaves = jax.tree_util.tree_leaves(data.data)
         if data.collate is None and leaves and all(is_array(a) for a in leaves):
             if not any(isinstance(a, np.memmap) for a in leaves):
@@ -393,7 +404,21 @@ def train(
     except FloatingPointError as e:
         e.history = hist  # type: ignore[attr-defined]  (the losses up to the failure)
         raise
+    finally:
+        _finish_scheduled(cbs, plan.steps_done - call_start)
     return hist
+
+
+def _finish_scheduled(cbs: list[Any], steps: int) -> None:
+    """End of a train call: ``finish()`` every scheduled callback; a ``Checkpointer`` is
+    also told how many steps ran, so its global step count stays exact across calls."""
+    from .checkpoint import Checkpointer
+
+    for f, _ in cbs:
+        if isinstance(f, Checkpointer):
+            f.finish(steps)
+        elif isinstance(f, Scheduled):
+            f.finish()
 
 
 def _run(
@@ -515,7 +540,7 @@ def _run_steps(
             if not compile or plan.eager:
                 plan.check(True, call_start)
             _bar_update(bar, 1, l, last)
-            if cbs and _fire(cbs, ep, step, l, eta, bi):
+            if cbs and _fire_and_reclaim(plan, cbs, ep, step, l, eta, bi):
                 return
 
 
@@ -572,7 +597,7 @@ def _run_fused(
             _bar_update(bar, n, _lazy(ls, n - 1), last)
             if cbs:
                 ep, bi, k = (done - 1) // per_epoch + 1, (done - 1) % per_epoch, n - 1
-                if _fire(cbs, ep, done, _lazy(ls, k), eta, bi):
+                if _fire_and_reclaim(plan, cbs, ep, done, _lazy(ls, k), eta, bi):
                     return
                 plan.check(True, call_start)
         return
@@ -604,7 +629,10 @@ def _run_fused(
         ep += e
         _bar_update(bar, e * per_epoch, _lazy(ls, (e - 1, -1)), last)
         if cbs:
-            if _fire(cbs, ep, ep * per_epoch, _lazy(ls, (e - 1, -1)), eta, per_epoch - 1):
+            stop = _fire_and_reclaim(
+                plan, cbs, ep, ep * per_epoch, _lazy(ls, (e - 1, -1)), eta, per_epoch - 1
+            )
+            if stop:
                 return
             plan.check(True, call_start)
 
