@@ -35,7 +35,7 @@ def model():
 
 def randomise(m, seed):
     rng = np.random.default_rng(seed)
-    for name, slot in fx.io.named_arrays(m).items():
+    for _name, slot in fx.io.named_arrays(m).items():
         a = slot.get()
         if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
             slot.set(jax.random.key(int(rng.integers(1000))))
@@ -175,12 +175,14 @@ def test_hyperparameters_are_restored(tmp_path):
 
 def test_file_is_plain_safetensors(tmp_path):
     from safetensors.numpy import load_file
-    from safetensors.torch import load_file as torch_load
 
     m = randomise(model(), 3)
     fx.save(tmp_path / "c.safetensors", m, fx.Adam())
     arrays = load_file(tmp_path / "c.safetensors")
     np.testing.assert_array_equal(arrays["model/layers.0.weight"], np.asarray(m[0].weight))
+    pytest.importorskip("torch")  # PyTorch tools read it too (torch is not a test extra)
+    from safetensors.torch import load_file as torch_load
+
     t = torch_load(tmp_path / "c.safetensors")
     np.testing.assert_array_equal(t["model/layers.2.bias"].numpy(), np.asarray(m[2].bias))
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .autodiff import Param, _first, _group
+from .checks import check_loss_value
 from .module import Module, is_array, modules, structure_version, walk
 from .optimise.base import Rule, rule_version
 from .optimise.interface import Leaf, RulesKey, apply_one, implicit_state
@@ -370,11 +371,7 @@ class Plan:
                 for p, v in zip(others, old_o):
                     p.set(v)
             l = _first(out)
-            if jnp.ndim(l) != 0 or not jnp.issubdtype(jnp.result_type(l), jnp.floating):
-                raise TypeError(
-                    f"train: the loss must return a real scalar, got {type(l).__name__} of "
-                    f"shape {tuple(jnp.shape(l))}; reduce it, e.g. with .mean()."
-                )
+            check_loss_value(l)  # None, a Python number, an array: a clear error
             return l, after
 
         (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)

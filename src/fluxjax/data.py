@@ -62,7 +62,10 @@ def _as_array(x: Any, path: str) -> Any:
         x = np.array(x)  # a private copy: later in-place edits of the user's array don't leak in
         x.flags.writeable = False
     elif isinstance(x, range | list):
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except ValueError:  # NumPy >= 1.24 refuses ragged lists outright
+            x = np.empty(0, dtype=object)
         if x.dtype == object:
             raise TypeError(f"{path} is a ragged list; pass an array, a tuple or a dict of arrays")
     elif not isinstance(x, jax.Array):
@@ -138,6 +141,11 @@ def getobs(data: Any, idx: Any) -> Any:
 
 
 def _check_batchsize(batchsize: Any) -> int:
+    if isinstance(batchsize, np.ndarray | jax.Array | list | tuple):
+        raise TypeError(
+            "DataLoader got an array where the batch size goes: pass the arrays as one tuple, "
+            "DataLoader((x, y), batchsize=32), not DataLoader(x, y)."
+        )
     if not isinstance(batchsize, int | np.integer) or isinstance(batchsize, bool):
         raise ValueError(
             f"batchsize must be a positive int, got {batchsize!r} "

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import checks
 from ._plan import SKIPS, Plan, _filled, captured_arrays, loss_key
 from .autodiff import Param, Params
 from .callbacks import History, Scheduled, SkipException, StepContext, StopException
@@ -154,6 +155,7 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
         else:
             plan.rules_version = rule_version()
     if plan is None:
+        checks.check_target(target, opt)  # something to train; a state that fits the model
         plan = make()
         if not plan.entries:
             raise ValueError(
@@ -257,8 +259,7 @@ def _callbacks(cb: Any) -> list[tuple[Callable[..., Any], bool]]:
         return _LAST_CB[1]
     cbs = list(cb) if isinstance(cb, list | tuple) else [cb]
     for f in cbs:
-        if not callable(f):
-            raise TypeError(f"train: cb must be a function or a list of them, got {f!r}.")
+        checks.check_callback(f)
     out = [(f, _takes_context(f)) for f in cbs]
     _LAST_CB[:] = [cb, out]
     return out
@@ -371,15 +372,11 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
-        raise ValueError(f"train: epochs must be a non-negative int, got {epochs!r}.")
-    if steps_per_call is not None and (not isinstance(steps_per_call, int) or steps_per_call < 1):
-        raise ValueError(f"train: steps_per_call must be a positive int, got {steps_per_call!r}.")
-    if not hasattr(data, "__iter__"):
-        raise TypeError(
-            f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
-            "[(x, y)] for all the data at each step, or fx.DataLoader((x, y), batchsize=...)."
-        )
+    epochs = checks.check_epochs(epochs)
+    if steps_per_call is not None:
+        steps_per_call = checks.check_count(steps_per_call, "steps_per_call", lo=1)
+    checks.check_data(data, epochs)
+    checks.check_opt(opt)
     plan = _plan(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
@@ -404,6 +401,8 @@ def train(
     except FloatingPointError as e:
         e.history = hist  # type: ignore[attr-defined]  (the losses up to the failure)
         raise
+    except checks.TRACE_ERRORS as e:  # float()/if/np.* on a traced value: say what to do
+        raise checks.explain_trace_error(e) from None
     finally:
         _finish_scheduled(cbs, plan.steps_done - call_start)
     return hist
@@ -686,8 +685,7 @@ def epochs(n: int, *, log: bool = True) -> Iterator[int]:
     Epoch 1
     Epoch 2
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValueError(f"epochs(n): n must be a non-negative int, got {n!r}.")
+    n = checks.check_epochs(n)
     for i in range(1, n + 1):
         if log:
             print(f"Epoch {i}")
