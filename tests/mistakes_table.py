@@ -793,7 +793,10 @@ def outcome(r: Row) -> str:
 
 
 def _short(text: str) -> str:
-    text = " ".join(text.split())
+    import re
+    import tempfile
+
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/[^/\s]+/", "", " ".join(text.split()))
     return text if len(text) <= 300 else text[:297] + "..."
 
 

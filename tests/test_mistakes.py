@@ -35,3 +35,12 @@ def test_mistake(row):
     text = str(e.value)
     assert re.search(row.says, text, re.S), f"{row.mistake}: message was\n{text}"
     assert "Traceback" not in text
+
+
+def test_docs_list_every_row():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "mistakes.md").read_text()
+    missing = [r.mistake for r in ROWS if r.mistake.replace("|", "\\|") not in doc]
+    assert not missing, f"regenerate docs/mistakes.md (python tests/mistakes_table.py): {missing}"
+    assert f"{len(ROWS)} mistakes in all." in doc

@@ -365,9 +365,10 @@ def update(a: Any, b: Any, c: Any) -> Any:
             raise TypeError("update(opt, ps, gs): gs must be the Grads from fx.gradient(f, ps).")
         if c.params is not b and c.params.key() != b.key():
             raise ValueError(
-                "update(opt, ps, gs): these gradients were taken for other parameters "
-                f"({c.params!r}, not {b!r}): gs = fx.gradient(f, ps) with the same ps you "
-                "update, and a loss f that uses that model."
+                "update(opt, ps, gs): these gradients were taken for other parameters (the "
+                "Params of another model or of other layers), so they would change the wrong "
+                "arrays. Take gs = fx.gradient(f, ps) with the ps you update, and a loss f "
+                "that uses that model."
             )
         return _update_implicit(a, b, c)
     if isinstance(a, OptimiserState):
