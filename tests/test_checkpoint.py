@@ -170,3 +170,37 @@ def test_kill_at_random_moments_then_resume_is_bit_exact(tmp_path):
 
 def fx_files(folder) -> list[str]:
     return [os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".safetensors")]
+
+
+def test_early_stopping_and_plateau_state_round_trip(tmp_path):
+    """A resumed run's early_stopping/plateau continue their counts and best/last scores:
+    the same trigger decisions as one uninterrupted sequence of calls."""
+    scores = [5.0, 4.0, 4.5, 4.6, 4.7, 3.0, 3.1, 3.2, 3.3]
+
+    def decisions(make, split):
+        it = iter(scores)
+        first = make(lambda: next(it))
+        out = [first() for _ in range(split)]
+        m = fx.Dense(1, 1)
+        ck = fx.Checkpointer(tmp_path / f"{make.__name__}{split}", m, track={"t": first})
+        ck.save()
+        second = make(lambda: next(it))  # a fresh process: a fresh trigger
+        ck2 = fx.Checkpointer(tmp_path / f"{make.__name__}{split}", m, track={"t": second})
+        assert ck2.resume()["tracked"]["t"] == first.state()
+        return out + [second() for _ in range(len(scores) - split)]
+
+    def es(f):
+        return fx.early_stopping(f, 3)
+
+    def flat(f):
+        return fx.plateau(f, 2, min_dist=0.15)
+
+    for make in (es, flat):
+        it = iter(scores)
+        one = make(lambda: next(it))
+        want = [one() for _ in scores]
+        assert any(want)  # the sequence does trigger
+        for split in (2, 4, 6):
+            assert decisions(make, split) == want
+    with pytest.raises(TypeError, match="has no state"):
+        fx.Checkpointer(tmp_path, fx.Dense(1, 1), track={"x": print})

@@ -54,6 +54,9 @@ class Checkpointer(Scheduled):
       optimiser and loader; returns its info (``step``, ``path``, extras) or ``None`` when
       there is none. A file that fails its checks is skipped with a warning.
     * ``ck.save(**extra)``: save now (e.g. at the end); ``ck.step``: the global step.
+    * ``track={"es": es}``: objects with ``state()``/``loadstate()`` saved and restored with
+      each checkpoint, such as ``fx.early_stopping``/``fx.plateau``/``fx.patience`` triggers
+      (their counter and best or last score).
     * ``Checkpointer.latest(folder)``: the newest complete checkpoint file, or ``None``.
 
     Writes are atomic, so a kill at any moment leaves every earlier checkpoint whole, and
@@ -71,6 +74,7 @@ class Checkpointer(Scheduled):
         every: int = 1000,
         keep: int | None = 3,
         prefix: str = "checkpoint",
+        track: dict[str, Any] | None = None,
     ) -> None:
         self.every = _positive(every, "every")
         self.keep = _positive(keep, "keep", allow_none=True)
@@ -79,6 +83,15 @@ class Checkpointer(Scheduled):
         self.folder, self.prefix = os.fspath(folder), prefix
         os.makedirs(self.folder, exist_ok=True)
         self.model, self.opt, self.loader = model, opt, loader
+        self.track = dict(track or {})
+        for name, obj in self.track.items():
+            if not (
+                callable(getattr(obj, "state", None)) and callable(getattr(obj, "loadstate", None))
+            ):
+                raise TypeError(
+                    f"Checkpointer: track[{name!r}] = {obj!r} has no state()/loadstate(); "
+                    "track takes objects such as fx.early_stopping(...) or fx.plateau(...)."
+                )
         self.step = 0  # the global step: updates made, across train calls and resumes
         self._base, self._seen, self._saved = 0, 0, 0
 
@@ -112,6 +125,8 @@ class Checkpointer(Scheduled):
     def save(self, **extra: Any) -> str:
         """Save a checkpoint at the current global step now; returns its path."""
         path = self.path(self.step)
+        if self.track:
+            extra["tracked"] = {k: obj.state() for k, obj in self.track.items()}
         save(path, self.model, self.opt, loader=self.loader, step=self.step, **extra)
         self._saved = self.step
         self._prune()
@@ -142,6 +157,9 @@ class Checkpointer(Scheduled):
                     raise
                 warnings.warn(f"Checkpointer.resume: skipping {p}: {e}", UserWarning, 2)
                 continue
+            for k, obj in self.track.items():
+                if k in info.get("tracked", {}):
+                    obj.loadstate(info["tracked"][k])
             self.step = self._saved = int(info["step"] or 0)
             self._start_call()
             return {**info, "path": p}
