@@ -84,7 +84,13 @@ def check_data(data: Any, epochs: int) -> None:
     """Refuse data ``train`` cannot use as meant: not iterable; a one-shot iterator
     (generator, ``zip``, ``map``) with ``epochs > 1`` (it would train one pass silently);
     one bare array (each row would be a batch). Warn on a list of
-    ``(x_i, y_i)`` pairs of single observations (PyTorch's dataset habit)."""
+    ``(x_i, y_i)`` pairs of single observations (PyTorch's dataset habit).
+
+    >>> from fluxjax.checks import check_data
+    >>> check_data(((np.zeros((4, 1)), np.zeros((4, 1))) for _ in range(2)), 3)
+    Traceback (most recent call last):
+    ValueError: train: data is a generator, which can be read only once, so epochs=3 ...
+    """
     if data is None or not hasattr(data, "__iter__"):
         raise TypeError(
             f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
@@ -128,7 +134,14 @@ def _single_observations(batch: tuple[Any, ...]) -> bool:
 
 
 def check_callback(f: Any) -> None:
-    """A callback must be callable with no argument or with one (a ``StepContext``)."""
+    """A callback must be callable with no argument or with one (a ``StepContext``).
+
+    >>> from fluxjax.checks import check_callback
+    >>> check_callback(lambda ctx: None)
+    >>> check_callback(lambda loss, step: None)
+    Traceback (most recent call last):
+    TypeError: train: the callback '<lambda>' takes 2 arguments (loss, step); ...
+    """
     if isinstance(f, type):
         raise TypeError(
             f"train: cb={f.__module__.split('.')[0]}.{f.__name__} is the class; pass an "
@@ -168,7 +181,12 @@ def check_callbacks(cb: Any) -> None:
 
 
 def check_opt(opt: Any) -> None:
-    """Refuse an optimiser class where an instance (or a ``setup`` state) is expected."""
+    """Refuse an optimiser class where an instance (or a ``setup`` state) is expected.
+
+    >>> import fluxjax as fx
+    >>> from fluxjax.checks import check_opt
+    >>> check_opt(fx.Adam())
+    """
     from .optimise.base import Rule
 
     if isinstance(opt, type) and issubclass(opt, Rule):
@@ -180,7 +198,14 @@ def check_opt(opt: Any) -> None:
 
 def check_target(target: Any, opt: Any) -> None:
     """Before a plan is built: something to train, and an explicit state that fits the
-    model (each leaf's state shaped as its rule's ``init`` of the parameter)."""
+    model (each leaf's state shaped as its rule's ``init`` of the parameter).
+
+    >>> import fluxjax as fx
+    >>> from fluxjax.checks import check_target
+    >>> check_target(fx.Dense(2, 3), fx.setup(fx.Adam(), fx.Dense(1, 4)))
+    Traceback (most recent call last):
+    ValueError: the optimiser state of Dense.weight was built for an array of shape (4, 1), ...
+    """
     from .autodiff import Params
     from .module import Module
     from .optimise.interface import OptimiserState, _triples
