@@ -1,6 +1,9 @@
 """The process the kill test starts (and kills): train with a Checkpointer, resuming first.
 
-``python kill_worker.py FOLDER`` prints "training" once resumed and writes FOLDER/final.npy
+``python kill_worker.py FOLDER`` prints "training" once the first step after resuming is done
+(compiled: from then on a kill lands in training or in a save) and "saved" after each
+checkpoint (so the test can kill at random moments between checkpoints whatever the
+machine's speed), and writes FOLDER/final.npy
 (every parameter, concatenated) when training is done. ``main`` is the same run in-process.
 """
 
@@ -12,12 +15,21 @@ import numpy as np
 
 import fluxjax as fx
 
-EPOCHS = 15
+EPOCHS = 12
 
 
-def slow() -> None:
+def slow(announce: bool, ck: fx.Checkpointer):
     """A slower step, so that kills land while training (and while saving)."""
-    time.sleep(0.002)
+
+    def cb(ctx) -> None:
+        if announce and ctx.step == 1:
+            print("training", flush=True)
+        if announce and ck.step % ck.every == 0:
+            print("saved", flush=True)
+        if announce:
+            time.sleep(0.001)
+
+    return cb
 
 
 def main(folder: str, announce: bool = False) -> np.ndarray:
@@ -32,15 +44,13 @@ def main(folder: str, announce: bool = False) -> np.ndarray:
     ps, opt = fx.params(m), fx.Adam(0.01)
     ck = fx.Checkpointer(folder, m, opt, loader=loader, every=7, keep=2)
     ck.resume()
-    if announce:
-        print("training", flush=True)
     fx.train(
         lambda x, y: fx.mse(m(x), y),
         ps,
         loader,
         opt,
         epochs=EPOCHS - loader.epoch,
-        cb=[ck, slow],
+        cb=[ck, slow(announce, ck)],
         steps_per_call=1,
     )
     final = np.concatenate([np.asarray(a).ravel() for a in ps])

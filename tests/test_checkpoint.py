@@ -133,9 +133,9 @@ def _run(folder, env) -> None:
     assert p.returncode == 0, p.stderr
 
 
-def _kill_once(folder, env, delay: float) -> bool:
-    """Start the worker, SIGKILL it ``delay`` seconds after it starts training; False when it
-    finished first."""
+def _kill_once(folder, env, saves: int, delay: float) -> bool:
+    """Start the worker, SIGKILL it ``delay`` seconds after its ``saves``-th checkpoint;
+    False when it finished first."""
     with subprocess.Popen(
         [sys.executable, WORKER, str(folder)],
         stdout=subprocess.PIPE,
@@ -143,7 +143,10 @@ def _kill_once(folder, env, delay: float) -> bool:
         env=env,
         text=True,
     ) as p:
-        assert p.stdout.readline().strip() == "training"  # imports done, resumed
+        assert p.stdout.readline().strip() == "training"  # resumed, first step compiled
+        for _ in range(saves):
+            if p.stdout.readline().strip() != "saved":
+                return False  # it finished
         time.sleep(delay)
         if p.poll() is not None:
             return False
@@ -156,15 +159,19 @@ def test_kill_at_random_moments_then_resume_is_bit_exact(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     want = kill_worker.main(str(tmp_path / "ref"))  # uninterrupted, in this process
     folder, rnd, kills, t0 = tmp_path / "run", random.Random(1), 0, time.monotonic()
-    while kills < 3 and time.monotonic() - t0 < 30:
-        if not _kill_once(folder, env, rnd.uniform(0.0, 0.4)):
+    steps = []  # the newest checkpoint after each kill: training moved on between kills
+    while kills < 3 and time.monotonic() - t0 < 25:
+        if not _kill_once(folder, env, rnd.randint(1, 3), rnd.uniform(0.0, 0.03)):
             break
         kills += 1
-        for f in fx_files(folder):  # every checkpoint left behind is whole
+        files = sorted(fx_files(folder))
+        for f in files:  # every checkpoint left behind is whole
             fx.load(f, fx.Chain(fx.Dense(3, 5, fx.tanh), fx.Dense(5, 1)))
+        steps.append(fx.Checkpointer.latest(folder))
     _run(folder, env)
     assert kills >= 2, f"the worker finished before being killed enough ({kills} kills)"
-    print(f"kills survived: {kills}")
+    assert steps[-1] is not None and len(set(steps)) >= 2, steps  # kills hit mid-training
+    print(f"kills survived: {kills}, newest checkpoints: {steps}")
     np.testing.assert_array_equal(np.load(folder / "final.npy"), want)
 
 
@@ -196,8 +203,7 @@ def test_early_stopping_and_plateau_state_round_trip(tmp_path):
         return fx.plateau(f, 2, min_dist=0.15)
 
     for make in (es, flat):
-        it = iter(scores)
-        one = make(lambda: next(it))
+        one = make(iter(scores).__next__)
         want = [one() for _ in scores]
         assert any(want)  # the sequence does trigger
         for split in (2, 4, 6):
