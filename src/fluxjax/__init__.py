@@ -10,8 +10,10 @@ from . import datasets, lab, losses, plots, rng  # noqa: F401, I001
 from .activations import *  # noqa: F403
 from .autodiff import *  # noqa: F403
 from .callbacks import *  # noqa: F403
+from .checkpoint import *  # noqa: F403
 from .data import *  # noqa: F403
 from .init import *  # noqa: F403
+from .io import *  # noqa: F403
 from .layers import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .module import *  # noqa: F403

@@ -360,6 +360,18 @@ def _check_scalar(y: Any, fname: str) -> None:
         )
 
 
+def _check_inexact(args: tuple[Any, ...]) -> None:
+    """Refuse an integer or boolean array argument: its gradient would be a ``float0``
+    (void) array, not numbers (arrays inside a module may be integers: counters, keys)."""
+    for i, a in enumerate(args):
+        if is_array(a) and not jnp.issubdtype(a.dtype, jnp.inexact):
+            raise TypeError(
+                f"gradient: argument {i + 1} is an integer array ({a.dtype}, shape "
+                f"{tuple(a.shape)}), which has no gradient; convert it to float first: "
+                "jnp.asarray(x, jnp.float32)."
+            )
+
+
 class WithGradient(NamedTuple):
     """``(val, grad)`` as returned by ``withgradient``."""
 
@@ -410,6 +422,7 @@ def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Wi
         _check_scalar(y0, "gradient")
         return y0, y
 
+    _check_inexact(args)
     argnums = tuple(range(len(args)))
     (_, y), gs = jax.value_and_grad(pure, argnums=argnums, has_aux=True, allow_int=True)(*args)
     return WithGradient(y, zygote_grads(gs))

@@ -62,7 +62,10 @@ def _as_array(x: Any, path: str) -> Any:
         x = np.array(x)  # a private copy: later in-place edits of the user's array don't leak in
         x.flags.writeable = False
     elif isinstance(x, range | list):
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except ValueError:  # NumPy >= 1.24 refuses ragged lists outright
+            x = np.empty(0, dtype=object)
         if x.dtype == object:
             raise TypeError(f"{path} is a ragged list; pass an array, a tuple or a dict of arrays")
     elif not isinstance(x, jax.Array):
@@ -138,6 +141,11 @@ def getobs(data: Any, idx: Any) -> Any:
 
 
 def _check_batchsize(batchsize: Any) -> int:
+    if isinstance(batchsize, np.ndarray | jax.Array | list | tuple):
+        raise TypeError(
+            "DataLoader got an array where the batch size goes: pass the arrays as one tuple, "
+            "DataLoader((x, y), batchsize=32), not DataLoader(x, y)."
+        )
     if not isinstance(batchsize, int | np.integer) or isinstance(batchsize, bool):
         raise ValueError(
             f"batchsize must be a positive int, got {batchsize!r} "
@@ -247,6 +255,10 @@ class DataLoader:
             batchsize = self._nobs
         self._batchsize, self._shuffle, self._partial = batchsize, bool(shuffle), bool(partial)
         self._rng, self._collate = rng, collate
+        # the cursor (see state()): completed epochs, the order of the epoch in progress and
+        # how many of its batches were taken; `_resume` when the next epoch continues it
+        self._epoch, self._cur, self._pos, self._resume = 0, None, 0, False
+        self._iters, self._drawn = 0, None
 
     data = property(lambda self: self._data, doc="The container of arrays batches come from.")
     nobs = property(lambda self: self._nobs, doc="The number of observations ``n``.")
@@ -256,9 +268,33 @@ class DataLoader:
     rng = property(lambda self: self._rng, doc="The Generator shuffling draws from (or None).")
     collate = property(lambda self: self._collate, doc="The collate function, or None.")
 
+    epoch = property(lambda self: self._epoch, doc="Epochs completed (last batch taken).")
+
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch that the next iteration skips: nonzero only after
+        ``loadstate`` of a state saved mid-epoch (a fused training loop must then run the
+        rest of that epoch, ``len(self) - position`` batches, before whole epochs)."""
+        return self._pos if self._resume else 0
+
     def __len__(self) -> int:
         n, bs = self._nobs, self._batchsize
         return -(-n // bs) if self._partial else n // bs
+
+    def _begin(self) -> tuple[np.ndarray, int]:
+        """The order of the epoch starting now and the batch it starts at (0, or where a
+        restored state left off)."""
+        if self._resume and self._cur is not None:
+            self._resume = False
+            return self._cur, self._pos
+        self._resume = False
+        self._cur, self._pos = self._order(), 0
+        return self._cur, 0
+
+    def _advance(self, k: int) -> None:
+        self._pos += k
+        if self._pos >= len(self):
+            self._epoch, self._cur, self._pos = self._epoch + 1, None, 0
 
     def _order(self) -> np.ndarray:
         if not self._shuffle:
@@ -278,10 +314,34 @@ class DataLoader:
         >>> full.tolist(), tail.tolist()
         ([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [9])
         """
-        order, bs = self._order(), self._batchsize
+        self._iters += 1  # an iteration in progress no longer moves the cursor
+        epoch = self._epoch
+        order, start = self._begin()
+        self._drawn = (order, epoch)
+        self._advance(len(self) - start)
+        bs = self._batchsize
         nfull = self._nobs // bs
         tail = order[nfull * bs :] if self._partial else order[:0]
-        return order[: nfull * bs].reshape(nfull, bs), tail
+        return order[min(start, nfull) * bs : nfull * bs].reshape(-1, bs), tail
+
+    def seek(self, position: int) -> None:
+        """For a fused training loop: of the epoch last returned by ``epoch_indices()``,
+        only ``position`` batches (counted from the epoch's start) have been trained so far.
+        Call it before firing callbacks mid-epoch, so that a checkpoint saves the right
+        place; ``position == len(self)`` marks the epoch done again.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> loader = fx.DataLoader(np.arange(10), batchsize=3)
+        >>> _ = loader.epoch_indices(); loader.seek(1); loader.epoch, loader.state()["position"]
+        (0, 1)
+        """
+        if self._drawn is None or not 0 <= position <= len(self):
+            raise ValueError(
+                f"seek({position!r}): call epoch_indices() first, and pass 0..{len(self)}"
+            )
+        order, epoch = self._drawn
+        self._epoch, self._cur, self._pos, self._resume = epoch, order, 0, False
+        self._advance(position)
 
     def batch_indices(self) -> list[np.ndarray]:
         """The observation indices of each batch of the next epoch, as a list of arrays.
@@ -295,6 +355,12 @@ class DataLoader:
         """
         full, tail = self.epoch_indices()
         return [*full, tail] if tail.size else list(full)
+
+    def _remaining(self) -> list[np.ndarray]:
+        """The batches of the epoch starting now (the rest of a restored one), cursor kept."""
+        order, start = self._begin()
+        bs, n = self._batchsize, len(self)
+        return [order[i * bs : (i + 1) * bs] for i in range(start, n)]
 
     def getbatch(self, idx: Any) -> Any:
         """The batch of observations ``idx`` (what iteration yields for those indices).
@@ -310,8 +376,68 @@ class DataLoader:
         return self._collate([getobs(self._data, int(i)) for i in idx])
 
     def __iter__(self) -> Iterator[Any]:
-        batches = self.batch_indices()  # drawn now, when iteration starts (Flux: at i == 0)
-        return (self.getbatch(idx) for idx in batches)
+        self._iters += 1
+        batches = self._remaining()  # drawn now, when iteration starts (Flux: at i == 0)
+        return self._walk(batches, self._iters)
+
+    def _walk(self, batches: list[np.ndarray], me: int) -> Iterator[Any]:
+        for idx in batches:
+            batch = self.getbatch(idx)
+            if me == self._iters:  # only the newest iteration moves the cursor
+                self._advance(1)
+            yield batch
+
+    # ---- saving and restoring the position -----------------------------------------------
+    def _generator(self) -> np.random.Generator:
+        return host_rng() if self._rng is None else self._rng
+
+    def state(self) -> dict[str, Any]:
+        """Where the loader is: completed ``epoch``s, the ``order`` of the epoch in progress
+        and the ``position`` (batches of it taken), and the state of the generator shuffling
+        draws from (the global stream's when ``rng=None``). ``loadstate`` restores it, so
+        the batches that follow are exactly those that would have followed.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> loader = fx.DataLoader(np.arange(6), batchsize=2, shuffle=True, rng=0)
+        >>> it = iter(loader); first = next(it)
+        >>> saved = loader.state()
+        >>> rest = [b.tolist() for b in it] + [b.tolist() for b in loader]
+        >>> again = fx.DataLoader(np.arange(6), batchsize=2, shuffle=True, rng=9)
+        >>> again.loadstate(saved); again.position
+        1
+        >>> [b.tolist() for b in again] + [b.tolist() for b in again] == rest
+        True
+        """
+        return {
+            "nobs": self._nobs,
+            "batchsize": self._batchsize,
+            "shuffle": self._shuffle,
+            "partial": self._partial,
+            "epoch": self._epoch,
+            "position": self._pos if self._cur is not None else 0,
+            "order": None if self._cur is None else np.array(self._cur, np.int64),
+            "rng": "global" if self._rng is None else "own",
+            "rng_state": self._generator().bit_generator.state,
+        }
+
+    def loadstate(self, state: dict[str, Any]) -> None:
+        """Restore a ``state()``: the next iteration continues the saved epoch where it
+        stopped (only its remaining batches), later ones shuffle as they would have.
+        The loader must have the same ``nobs``, ``batchsize``, ``shuffle`` and ``partial``
+        (checked: a mismatch names each field)."""
+        _check_loader_state(self, state)
+        gen = self._generator()
+        try:
+            gen.bit_generator.state = state["rng_state"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(
+                f"loadstate: the saved random state does not fit this loader's generator "
+                f"({type(gen.bit_generator).__name__}): {e}"
+            ) from None
+        order, pos = state["order"], int(state["position"])
+        self._epoch, self._iters = int(state["epoch"]), self._iters + 1
+        self._cur = None if order is None else np.asarray(order, np.int64)
+        self._pos, self._resume = (pos, True) if self._cur is not None else (0, False)
 
     def _args(self) -> str:
         collate = "" if self._collate is None else f", collate={_name(self._collate)}"
@@ -327,6 +453,27 @@ class DataLoader:
 
 def _name(f: Any) -> str:
     return getattr(f, "__qualname__", None) or repr(f)
+
+
+def _check_loader_state(loader: DataLoader, state: Any) -> None:
+    """Raise naming every field where a saved loader state does not fit ``loader``."""
+    keys = ("nobs", "batchsize", "shuffle", "partial", "epoch", "position", "order", "rng_state")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise TypeError(
+            f"loadstate: expected the dict from DataLoader.state(), got {type(state).__name__}"
+        )
+    now = {"nobs": loader.nobs, "batchsize": loader.batchsize}
+    now.update(shuffle=loader.shuffle, partial=loader.partial)
+    diff = [f"{k}={state[k]!r} saved vs {v!r} here" for k, v in now.items() if state[k] != v]
+    if diff:
+        raise ValueError(
+            "loadstate: the saved DataLoader does not match this one: "
+            + "; ".join(diff)
+            + ". Build the loader with the same data and arguments as the saved run."
+        )
+    order = state["order"]
+    if order is not None and (len(order) != loader.nobs or int(state["position"]) >= len(loader)):
+        raise ValueError("loadstate: the saved epoch order does not fit this loader.")
 
 
 def _normalise(data: Any) -> Any:

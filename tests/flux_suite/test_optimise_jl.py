@@ -91,7 +91,7 @@ def test_training_loop_all_skipped():
         n["i"] += 1
         return 1.0
 
-    fx.train(loss, fx.Params(), itertools.repeat((), 10), fx.Descent())
+    fx.train(loss, (), itertools.repeat((), 10), fx.Descent())
     assert n["i"] == 0  # all skipped
     # and the loss really ran each step: a loss that counts before skipping sees 10 calls
     calls = {"n": 0}
@@ -100,7 +100,7 @@ def test_training_loop_all_skipped():
         calls["n"] += 1
         fx.skip()
 
-    fx.train(counting, fx.Params(), itertools.repeat((), 10), fx.Descent())
+    fx.train(counting, (), itertools.repeat((), 10), fx.Descent())
     assert calls["n"] == 10
 
 
@@ -113,7 +113,7 @@ def test_training_loop_skip_after_8():
         n["i"] += 1
         return 1.0
 
-    fx.train(loss, fx.Params(), itertools.repeat((), 10), fx.Descent())
+    fx.train(loss, (), itertools.repeat((), 10), fx.Descent())
     assert n["i"] == 8  # skip after i hit 8
 
 
@@ -129,7 +129,7 @@ def test_training_loop_throttled_stop():
         if n["i"] > 3:
             fx.stop()
 
-    fx.train(loss, fx.Params(), itertools.repeat((), 100), fx.Descent(), cb=fx.throttle(cb, 1))
+    fx.train(loss, (), itertools.repeat((), 100), fx.Descent(), cb=fx.throttle(cb, 1))
     assert 3 < n["i"] < 50
 
 

@@ -28,9 +28,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ..autodiff import Params
+from .. import checks
 from ..callbacks import SkipException, StepContext, StopException
 from . import cache, policy
 from .history import TrainHistory
@@ -48,13 +47,6 @@ def _warn_once(key: Any, text: str) -> None:
     if key not in _WARNED:
         _WARNED.add(key)
         warnings.warn(text, UserWarning, stacklevel=4)
-
-
-def _count(name: str, v: Any, least: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < least:
-        kind = "non-negative" if least == 0 else "positive"
-        raise ValueError(f"train: {name} must be a {kind} int, got {v!r}.")
-    return int(v)
 
 
 def train(
@@ -105,22 +97,13 @@ def train(
         hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
         if hist is not None:
             return hist
-    epochs = _count("epochs", epochs, 0)
+    epochs = checks.check_epochs(epochs)
     if steps_per_call is not None:
-        steps_per_call = _count("steps_per_call", steps_per_call, 1)
-    if not hasattr(data, "__iter__"):
-        raise TypeError(
-            f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
-            "[(x, y)] for all the data at each step, or fx.DataLoader((x, y), batchsize=...)."
-        )
-    if epochs > 1 and isinstance(data, Iterator):
-        raise TypeError(
-            f"train: data is an iterator ({type(data).__name__}), which can be read only "
-            f"once, but epochs={epochs}; pass a list or a DataLoader, or call train once per "
-            "epoch with a new iterator."
-        )
+        steps_per_call = checks.check_count(steps_per_call, "steps_per_call", lo=1)
+    checks.check_data(data, epochs)
+    checks.check_opt(opt)
     if isinstance(target, tuple) and not target:
-        target = Params()  # Flux's train!(loss, (), data, opt): nothing to train
+        target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
     plan = cache.find(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
@@ -138,6 +121,8 @@ def train(
     except FloatingPointError as e:
         e.history = hist  # type: ignore[attr-defined]  (the losses up to the failure)
         raise
+    except checks.TRACE_ERRORS as e:  # float()/if/np.* on a traced value: say what to do
+        raise checks.explain_trace_error(e) from None
     finally:
         if run.bar is not None:
             run.bar.close()
@@ -153,6 +138,9 @@ def _one_step(
     since the last call (the same plan, owning its state, the very same batch arrays): the
     same steps as ``Run`` takes for one step, without building it. None: take the general
     path."""
+    last = cache._LAST
+    if loss is not last[0] or target is not last[1] or opt is not last[2]:
+        return None  # a new call: the general path checks its arguments
     if steps_per_call is not None or type(batch) is not tuple:
         return None
     plan = cache.find(loss, target, opt)
@@ -187,6 +175,7 @@ def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any)
         stopped, ctx = sched.fire(1, context, None)
         if ctx is not None and ctx.metrics:
             hist._record(1, ctx.metrics)
+        plan.reclaim()
         return
     sps = getattr(plan, "sps", None)
     try:
@@ -198,6 +187,7 @@ def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any)
                 hist._record(1, ctx.metrics)
         if sched.ends:
             sched.at_end(1, context, sps)
+        plan.reclaim()
     finally:
         sched.finish(1)
 
@@ -257,6 +247,7 @@ class Run:
         self.timing = sched.active and not sched.plain
         self.sps: float | None = getattr(plan, "sps", None)
         self.bar_time = 0.0
+        self.src: Any = None  # the in-memory data source, when there is one
 
     def go(self, data: Any, n_epochs: int) -> None:
         plan = self.plan
@@ -267,17 +258,21 @@ class Run:
             if kind is None:
                 self.iterate(data, n_epochs)
             else:
-                self.spans(kind.for_plan(plan, n_epochs))
+                self.src = kind.for_plan(plan, n_epochs)
+                self.spans(self.src)
         except _Stopped:
             pass
         if self.sched.ends and self.done:
             loss, ep, bi = self.last
             done, eta = self.done, self.eta
+            if self.src is not None:
+                self.src.settle(self.pos)
             self.sched.at_end(
                 done,
                 lambda: StepContext(ep, done, loss, eta() if callable(eta) else eta, bi),
                 self.sps,
             )
+            self.plan.reclaim()
 
     # -- after a step ----------------------------------------------------------------------
     def stepped(self, n: int, losses: Any, last: Any, epoch: Any, ep: int, bi: int) -> None:
@@ -298,9 +293,16 @@ class Run:
         def context() -> StepContext:
             return StepContext(ep, done, last, eta() if callable(eta) else eta, bi)
 
-        stopped, ctx = self.sched.fire(done, context, self.sps)
+        if self.src is not None:  # a DataLoader knows how far into its epoch the run is
+            self.src.settle(self.pos)
+        try:
+            stopped, ctx = self.sched.fire(done, context, self.sps)
+        finally:
+            if self.src is not None:
+                self.src.unsettle(self.pos)
         if ctx is not None and ctx.metrics:
             self.hist._record(done, ctx.metrics)
+        self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if stopped:
             raise _Stopped
 
@@ -469,7 +471,7 @@ def epochs(n: int, *, log: bool = True) -> Iterator[int]:
     Epoch 1
     Epoch 2
     """
-    n = _count("epochs(n): n", n, 0)
+    n = checks.check_epochs(n)
     for i in range(1, n + 1):
         if log:
             print(f"Epoch {i}")

@@ -152,6 +152,15 @@ class Plan:
             for lf in self.source:
                 lf.owner = self
 
+    def reclaim(self) -> None:
+        """Pack the state again if a callback read or wrote it (which gave it back to its
+        owners), keeping this call's step count and failure flag."""
+        if self.owned:
+            return
+        kept = (self.steps_done, self.pending, self.halt, self.t0)
+        self.acquire()
+        self.steps_done, self.pending, self.halt, self.t0 = kept
+
     def flush(self) -> None:
         """Unpack the live state back to the rule's store or the Leafs; give up ownership."""
         if not self.owned:

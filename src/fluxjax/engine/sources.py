@@ -31,6 +31,8 @@ def signature(batch: Any) -> tuple[Any, ...]:
 def classify(data: Any, n_epochs: int) -> Any:
     """A ``Stacked`` or ``Loader`` when ``data`` can run fused, else None (stream it)."""
     if isinstance(data, DataLoader):
+        if data.position:  # restored mid-epoch: the rest of that epoch comes first, singly
+            return None
         leaves = jax.tree_util.tree_leaves(data.data)
         if data.collate is None and leaves and all(is_array(a) for a in leaves):
             in_memory = not any(isinstance(a, np.memmap) for a in leaves)
@@ -89,6 +91,12 @@ class Stacked:
 
     def where(self, pos: int) -> tuple[int, int]:
         return pos // self.per + 1, pos % self.per
+
+    def settle(self, pos: int) -> None:
+        """Before callbacks run: nothing to tell a list."""
+
+    def unsettle(self, pos: int) -> None:
+        """After callbacks ran: nothing to tell a list."""
 
     def batch(self, pos: int) -> Any:
         return self.batches[pos % self.per]
@@ -156,6 +164,19 @@ class Loader:
 
     def where(self, pos: int) -> tuple[int, int]:
         return pos // self.per + 1, pos % self.per
+
+    def settle(self, pos: int) -> None:
+        """Before callbacks run: tell the loader how far into its current epoch the run is,
+        so a checkpoint saves the right place (indices are drawn a whole epoch at a time)."""
+        p = pos % self.per
+        if p:
+            self.loader.seek(p)
+
+    def unsettle(self, pos: int) -> None:
+        """After callbacks ran: the loader's current epoch is drawn whole again (the run
+        holds its indices), so the next draw is the next epoch."""
+        if pos % self.per:
+            self.loader.seek(len(self.loader))
 
     def _indices(self, e: int) -> tuple[np.ndarray, np.ndarray]:
         if self.epoch != e:

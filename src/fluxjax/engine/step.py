@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from .. import mode
 from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
+from ..checks import check_loss_value
 from ..optimise.interface import apply_one
 
 SKIPS: list[list[Any]] = []  # the skip_when conditions met while tracing the current loss
@@ -86,11 +87,7 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
             for p, v in zip(others, old_o):
                 p.set(v)
         l = _first(out)
-        if jnp.ndim(l) != 0 or not jnp.issubdtype(jnp.result_type(l), jnp.floating):
-            raise TypeError(
-                f"train: the loss must return a real scalar, got {type(l).__name__} of "
-                f"shape {tuple(jnp.shape(l))}; reduce it, e.g. with .mean()."
-            )
+        check_loss_value(l)  # None, a Python number, an array: a clear error
         return l, after
 
     (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
