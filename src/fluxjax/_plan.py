@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .autodiff import Param, _first, _group
+from .distributed import wrap
 from .module import Module, is_array, modules, structure_version, walk
 from .optimise.base import Rule, rule_version
 from .optimise.interface import Leaf, RulesKey, apply_one, implicit_state
@@ -260,6 +261,7 @@ class Plan:
         self.donate = _should_donate(entries)
         self.step = jax.jit(self._step, donate_argnums=self.donate)
         self.compiled: dict[Any, Any] = {}
+        self.placement: Any = None  # a distributed.Placement when training on several devices
 
     def stale(self) -> bool:
         """True when a module this plan was built from has changed its structure."""
@@ -378,6 +380,8 @@ class Plan:
         self, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any
     ) -> tuple[Any, ...]:
         """One step on unpacked state: returns new (tv, ov, trees, halt) and the loss."""
+        if self.placement is not None:  # distributed.py: the batch split over the devices
+            batch = self.placement.constrain(batch)
         l, grads, after, skips = self._loss_and_grads(tv, ov, batch)
         finite = jnp.isfinite(l)
         err = jnp.asarray(-1, jnp.int32)
@@ -522,7 +526,8 @@ class Plan:
         fn = self.compiled.get(key)
         if fn is None:
             impl = self._fused_list if kind == "list" else self._fused_loader
-            fn = jax.jit(lambda *a: impl(*static, *a), donate_argnums=self.donate)
+            body = wrap(self.placement, lambda *a: impl(*static, *a))  # distributed.py
+            fn = jax.jit(body, donate_argnums=self.donate)
             self.compiled[key] = fn
         return fn
 

@@ -182,6 +182,12 @@ class DataLoader:
     - ``rng``: where shuffling draws from: a ``numpy.random.Generator``, an int seed (the same
       seed gives the same sequence of epochs), or ``None`` for the global stream that
       ``fx.seed(n)`` resets.
+    - ``shard``: ``(index, count)`` for a multi-process run: each batch is the ``index``-th
+      of ``count`` equal parts of the batch an unsharded loader would give, so the
+      ``count`` processes together read every batch once and the global batch is their
+      parts in process order (``batchsize`` is the global batch size; ``count`` must divide
+      it and a short last batch, and ``shuffle=True`` needs the same ``rng`` seed in every
+      process). Only that part is read from ``np.memmap`` data.
     - ``collate``: ``None`` slices batches out of the arrays (same container as ``data``, the
       observation axis kept even for a batch of 1); a function is called with the list of the
       batch's single observations and its result is the batch (``collate=list`` gives that list).
@@ -206,6 +212,11 @@ class DataLoader:
     >>> len(list(fx.ncycle(loader, 4)))
     16
 
+    Process 1 of 2 reads the second half of every batch:
+
+    >>> [b.tolist() for b in fx.DataLoader(np.arange(1, 11), batchsize=4, shard=(1, 2))]
+    [[3, 4], [7, 8], [10]]
+
     **Fusing epochs (advanced).** A training loop that gathers batches itself, for example
     inside one compiled ``lax.scan``, reads ``loader.data``, ``loader.nobs``,
     ``loader.batchsize``, ``loader.partial``, ``loader.shuffle`` and ``loader.collate`` and
@@ -223,6 +234,7 @@ class DataLoader:
         partial: bool = True,
         rng: np.random.Generator | int | None = None,
         collate: Callable[[list[Any]], Any] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         batchsize, rng = _check_batchsize(batchsize), _check_rng(rng)
         for name, flag in (("shuffle", shuffle), ("partial", partial)):
@@ -247,6 +259,7 @@ class DataLoader:
             batchsize = self._nobs
         self._batchsize, self._shuffle, self._partial = batchsize, bool(shuffle), bool(partial)
         self._rng, self._collate = rng, collate
+        self._shard = _check_shard(shard, self)
 
     data = property(lambda self: self._data, doc="The container of arrays batches come from.")
     nobs = property(lambda self: self._nobs, doc="The number of observations ``n``.")
@@ -255,6 +268,7 @@ class DataLoader:
     partial = property(lambda self: self._partial, doc="Whether the short last batch is kept.")
     rng = property(lambda self: self._rng, doc="The Generator shuffling draws from (or None).")
     collate = property(lambda self: self._collate, doc="The collate function, or None.")
+    shard = property(lambda self: self._shard, doc="``(index, count)`` of a sharded loader.")
 
     def __len__(self) -> int:
         n, bs = self._nobs, self._batchsize
@@ -281,7 +295,12 @@ class DataLoader:
         order, bs = self._order(), self._batchsize
         nfull = self._nobs // bs
         tail = order[nfull * bs :] if self._partial else order[:0]
-        return order[: nfull * bs].reshape(nfull, bs), tail
+        full = order[: nfull * bs].reshape(nfull, bs)
+        if self._shard is not None:  # this process's part of every batch
+            i, n = self._shard
+            full = full[:, i * bs // n : (i + 1) * bs // n]
+            tail = tail[i * len(tail) // n : (i + 1) * len(tail) // n]
+        return full, tail
 
     def batch_indices(self) -> list[np.ndarray]:
         """The observation indices of each batch of the next epoch, as a list of arrays.
@@ -315,14 +334,44 @@ class DataLoader:
 
     def _args(self) -> str:
         collate = "" if self._collate is None else f", collate={_name(self._collate)}"
+        shard = "" if self._shard is None else f", shard={self._shard}"
         return (
             f"{_describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
-            f"shuffle={self._shuffle}, partial={self._partial}{collate}"
+            f"shuffle={self._shuffle}, partial={self._partial}{collate}{shard}"
         )
 
     def __repr__(self) -> str:
         n = len(self)
         return f"DataLoader({self._args()})  # {n} batch{'es' * (n != 1)}"
+
+
+def _check_shard(shard: Any, loader: DataLoader) -> tuple[int, int] | None:
+    """``shard=(index, count)`` checked: every batch must split into ``count`` equal parts."""
+    if shard is None:
+        return None
+    ok = isinstance(shard, tuple) and len(shard) == 2
+    if not ok or not all(isinstance(v, int | np.integer) for v in shard):
+        raise TypeError(
+            f"shard must be (index, count), e.g. shard=(jax.process_index(), "
+            f"jax.process_count()), got {shard!r}"
+        )
+    i, n = int(shard[0]), int(shard[1])
+    if not 0 <= i < n:
+        raise ValueError(f"shard=({i}, {n}): the index must be in 0..{n - 1}")
+    bs, tail = loader.batchsize, loader.nobs % loader.batchsize if loader.partial else 0
+    if bs % n or tail % n:
+        size = bs if bs % n else tail
+        raise ValueError(
+            f"shard=({i}, {n}): a batch of {size} observations cannot be split into {n} equal "
+            f"parts (batchsize={bs}, nobs={loader.nobs}); use a batchsize divisible by {n}"
+            f"{', and partial=False to drop the short last batch' if tail % n else ''}"
+        )
+    if loader.shuffle and loader.rng is None:
+        raise ValueError(
+            f"shard=({i}, {n}) with shuffle=True needs rng= the same seed in every process "
+            "(e.g. rng=0), so that all processes draw the same permutation"
+        )
+    return i, n
 
 
 def _name(f: Any) -> str:

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import distributed
 from ._plan import SKIPS, Plan, _filled, captured_arrays, loss_key
 from .autodiff import Param, Params
 from .callbacks import History, SkipException, StepContext, StopException
@@ -332,6 +333,9 @@ def train(
     progress: bool = False,
     compile: bool = True,
     steps_per_call: int | None = None,
+    devices: Any = None,
+    mesh: Any = None,
+    shard_params: bool = False,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses as a ``TrainHistory``.
@@ -351,6 +355,11 @@ def train(
     * ``progress=True`` shows a tqdm bar with the running loss.
     * ``compile=False`` runs the same step eagerly (print from the loss, use a debugger).
     * ``steps_per_call``: how many steps one compiled call runs when the data are in memory.
+    * ``devices=jax.devices()`` (or a count) trains data-parallel: each batch is split along
+      its first axis over the devices (its size must divide), parameters and optimiser state
+      are replicated, XLA adds the gradient all-reduce. ``mesh=`` a ``jax.sharding.Mesh``
+      with a ``"batch"`` axis instead; ``shard_params=True`` shards parameters and optimiser
+      state along their largest divisible axis (FSDP-style). See ``fx.distributed``.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), jnp.array([0.0]))
@@ -372,6 +381,8 @@ def train(
     plan = _plan(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
+    # distributed.py: place the plan's arrays on the devices (None: one device)
+    distributed.use(plan, distributed.Placement.from_args(devices, mesh, shard_params))
     plan.check(False, plan.steps_done)
     call_start = plan.steps_done
     if compile and not plan.warned_captured:
@@ -409,6 +420,8 @@ def _run(
 ) -> None:
     try:
         fused = _fusable(data, epochs) if compile and steps_per_call != 1 else None
+        if fused and fused[0] == "loader" and plan.placement and plan.placement.multiprocess:
+            fused = None  # distributed.py: each process's loader feeds its part step by step
         if fused is not None and not plan.eager:
             _run_fused(plan, fused, epochs, cbs, hist, steps_per_call, bar, call_start)
         else:
@@ -503,6 +516,8 @@ def _run_steps(
                 sig = _signature(batch)
                 if sig != plan.signature:
                     _new_signature(plan, sig, bi)
+            if plan.placement is not None:  # distributed.py: split over the devices
+                batch = plan.placement.batch(batch)
             try:
                 out = _call(plan, compile, tv, ov, batch)
             except SkipException:
@@ -557,6 +572,9 @@ def _run_fused(
     last = [0.0]
     if kind == "list":
         stacked = data[0] if per_epoch == 1 else _stacked(plan, data)
+        if plan.placement is not None:  # distributed.py: split over the devices
+            pl = plan.placement
+            stacked = pl.batch(stacked) if per_epoch == 1 else pl.stacked(stacked)
         cap = _pow2(chunk)
         fn = plan.fused("list", cap, per_epoch)
         done = 0
@@ -578,6 +596,8 @@ def _run_fused(
         return
     loader = data
     device_data = _on_device(loader)
+    if plan.placement is not None:  # distributed.py: the data on every device
+        device_data = distributed.loader_data(plan.placement, loader, device_data)
     e_chunk = max(1, min(chunk // per_epoch, n_epochs))
     e_cap = _pow2(e_chunk)  # index arrays are (e_cap, ...): no bigger than this call needs
     ep = 0
