@@ -118,6 +118,9 @@ def run_counts(counts: list[int], steps: int, repeats: int) -> list[dict[str, fl
     for n in counts:
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}")
         env["JAX_PLATFORMS"] = "cpu"
+        # XLA's CPU pool has one thread per core: with fewer cores than simulated devices
+        # need, devices waiting in an all-reduce starve the others (a deadlock). More threads.
+        env["PJRT_NPROC"] = str(max(os.cpu_count() or 1, 2 * n))
         src = str(Path(__file__).resolve().parents[1] / "src")
         env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
         cmd = [sys.executable, __file__, "--worker", str(steps), str(repeats)]

@@ -84,6 +84,20 @@ def _leaves(state) -> list:
     return [a for lf in leaves for a in jax.tree_util.tree_leaves(lf.state)]
 
 
+def back_to_one_device(fx, devs: list) -> list[int]:
+    """How many devices hold a weight after training on all of them, then without devices=."""
+    from fluxjax import datasets, lab
+
+    x, y = (a[:20] for a in datasets.seed_data())
+    m = lab.seed_model()
+    ps, opt = fx.params(m), fx.Adam(0.01)
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    fx.train(loss, ps, [(x, y)], opt, devices=devs)
+    many = len(m[0].weight.sharding.device_set)
+    fx.train(loss, ps, [(x, y)], opt)
+    return [many, len(m[0].weight.sharding.device_set)]
+
+
 def devices(out: str) -> None:
     import jax
 
@@ -106,6 +120,7 @@ def devices(out: str) -> None:
             res[f"{name}_{tag}_{run}_ndev"] = len(r[run].device_set)
             res[f"{name}_{tag}_{run}_spec"] = str(getattr(r[run], "spec", "single"))
         res[f"{name}_{tag}_specs"] = [str(getattr(s, "spec", "single")) for s in r["specs"]]
+    res["back_ndev"] = back_to_one_device(fx, jax.devices())
     x, y = mlp_data(18)
     m = mlp(fx)
     try:

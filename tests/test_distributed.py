@@ -39,6 +39,9 @@ def _env(devices: int) -> dict[str, str]:
     src = str(HERE.parent / "src")
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
     env["JAX_PLATFORMS"] = "cpu"
+    # XLA's CPU client sizes its thread pool by the cores (2 here): simulated devices
+    # waiting in an all-reduce can then starve the others and deadlock. More threads.
+    env["PJRT_NPROC"] = str(max(os.cpu_count() or 1, 2 * devices))
     return env
 
 
@@ -102,6 +105,10 @@ def test_shard_params_splits_the_largest_divisible_axis(four):
         "P('batch',)",
     ]
     assert all(str(s) == "P()" for s in four["mlp_dp_specs"])
+
+
+def test_training_again_without_devices_returns_to_one_device(four):
+    assert four["back_ndev"].tolist() == [4, 1]
 
 
 def test_indivisible_batch_is_a_clear_error(four):

@@ -225,6 +225,10 @@ class Placement:
             return a
         if not self.multiprocess or (isinstance(a, jax.Array) and not a.is_fully_addressable):
             return jax.device_put(a, sharding)
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # a layer's random key
+            impl = jax.random.key_impl(a)
+            data = self.put(jax.random.key_data(a), sharding)
+            return jax.random.wrap_key_data(data, impl=impl)
         host = np.asarray(a)
         return jax.make_array_from_callback(host.shape, sharding, lambda ix: host[ix])
 
@@ -316,7 +320,15 @@ class Placement:
 
 
 def wrap(placement: Placement | None, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` (a compiled step's body) with its outputs pinned by ``placement``."""
+    """``fn`` (a compiled step's body) with its outputs pinned by ``placement``: the
+    parameters, changed model arrays and state buffers to ``placement.sharding`` of their
+    shapes, the failure flag and the losses replicated. With no placement, ``fn`` itself.
+
+    >>> from fluxjax.distributed import wrap
+    >>> f = lambda *a: a
+    >>> wrap(None, f) is f
+    True
+    """
     if placement is None:
         return fn
     return lambda *args: placement.constrain_out(fn(*args))
