@@ -190,6 +190,12 @@ class DataLoader:
     - ``rng``: where shuffling draws from: a ``numpy.random.Generator``, an int seed (the same
       seed gives the same sequence of epochs), or ``None`` for the global stream that
       ``fx.seed(n)`` resets.
+    - ``shard``: ``(index, count)`` for a multi-process run: each batch is the ``index``-th
+      of ``count`` equal parts of the batch an unsharded loader would give, so the
+      ``count`` processes together read every batch once and the global batch is their
+      parts in process order (``batchsize`` is the global batch size; ``count`` must divide
+      it and a short last batch, and ``shuffle=True`` needs the same ``rng`` seed in every
+      process). Only that part is read from ``np.memmap`` data.
     - ``collate``: ``None`` slices batches out of the arrays (same container as ``data``, the
       observation axis kept even for a batch of 1); a function is called with the list of the
       batch's single observations and its result is the batch (``collate=list`` gives that list).
@@ -214,6 +220,11 @@ class DataLoader:
     >>> len(list(fx.ncycle(loader, 4)))
     16
 
+    Process 1 of 2 reads the second half of every batch:
+
+    >>> [b.tolist() for b in fx.DataLoader(np.arange(1, 11), batchsize=4, shard=(1, 2))]
+    [[3, 4], [7, 8], [10]]
+
     **Fusing epochs (advanced).** A training loop that gathers batches itself, for example
     inside one compiled ``lax.scan``, reads ``loader.data``, ``loader.nobs``,
     ``loader.batchsize``, ``loader.partial``, ``loader.shuffle`` and ``loader.collate`` and
@@ -231,6 +242,7 @@ class DataLoader:
         partial: bool = True,
         rng: np.random.Generator | int | None = None,
         collate: Callable[[list[Any]], Any] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         batchsize, rng = _check_batchsize(batchsize), _check_rng(rng)
         for name, flag in (("shuffle", shuffle), ("partial", partial)):
@@ -259,6 +271,7 @@ class DataLoader:
         # how many of its batches were taken; `_resume` when the next epoch continues it
         self._epoch, self._cur, self._pos, self._resume = 0, None, 0, False
         self._iters, self._drawn = 0, None
+        self._shard = _check_shard(shard, self)
 
     data = property(lambda self: self._data, doc="The container of arrays batches come from.")
     nobs = property(lambda self: self._nobs, doc="The number of observations ``n``.")
@@ -267,6 +280,7 @@ class DataLoader:
     partial = property(lambda self: self._partial, doc="Whether the short last batch is kept.")
     rng = property(lambda self: self._rng, doc="The Generator shuffling draws from (or None).")
     collate = property(lambda self: self._collate, doc="The collate function, or None.")
+    shard = property(lambda self: self._shard, doc="``(index, count)`` of a sharded loader.")
 
     epoch = property(lambda self: self._epoch, doc="Epochs completed (last batch taken).")
 
@@ -322,7 +336,12 @@ class DataLoader:
         bs = self._batchsize
         nfull = self._nobs // bs
         tail = order[nfull * bs :] if self._partial else order[:0]
-        return order[min(start, nfull) * bs : nfull * bs].reshape(-1, bs), tail
+        full = order[min(start, nfull) * bs : nfull * bs].reshape(-1, bs)
+        if self._shard is not None:  # this process's part of every batch
+            i, n = self._shard
+            full = full[:, i * bs // n : (i + 1) * bs // n]
+            tail = tail[i * len(tail) // n : (i + 1) * len(tail) // n]
+        return full, tail
 
     def seek(self, position: int) -> None:
         """For a fused training loop: of the epoch last returned by ``epoch_indices()``,
@@ -360,7 +379,11 @@ class DataLoader:
         """The batches of the epoch starting now (the rest of a restored one), cursor kept."""
         order, start = self._begin()
         bs, n = self._batchsize, len(self)
-        return [order[i * bs : (i + 1) * bs] for i in range(start, n)]
+        batches = [order[i * bs : (i + 1) * bs] for i in range(start, n)]
+        if self._shard is not None:  # this process's part of every batch
+            i, k = self._shard
+            batches = [b[i * len(b) // k : (i + 1) * len(b) // k] for b in batches]
+        return batches
 
     def getbatch(self, idx: Any) -> Any:
         """The batch of observations ``idx`` (what iteration yields for those indices).
@@ -441,14 +464,44 @@ class DataLoader:
 
     def _args(self) -> str:
         collate = "" if self._collate is None else f", collate={_name(self._collate)}"
+        shard = "" if self._shard is None else f", shard={self._shard}"
         return (
             f"{_describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
-            f"shuffle={self._shuffle}, partial={self._partial}{collate}"
+            f"shuffle={self._shuffle}, partial={self._partial}{collate}{shard}"
         )
 
     def __repr__(self) -> str:
         n = len(self)
         return f"DataLoader({self._args()})  # {n} batch{'es' * (n != 1)}"
+
+
+def _check_shard(shard: Any, loader: DataLoader) -> tuple[int, int] | None:
+    """``shard=(index, count)`` checked: every batch must split into ``count`` equal parts."""
+    if shard is None:
+        return None
+    ok = isinstance(shard, tuple) and len(shard) == 2
+    if not ok or not all(isinstance(v, int | np.integer) for v in shard):
+        raise TypeError(
+            f"shard must be (index, count), e.g. shard=(jax.process_index(), "
+            f"jax.process_count()), got {shard!r}"
+        )
+    i, n = int(shard[0]), int(shard[1])
+    if not 0 <= i < n:
+        raise ValueError(f"shard=({i}, {n}): the index must be in 0..{n - 1}")
+    bs, tail = loader.batchsize, loader.nobs % loader.batchsize if loader.partial else 0
+    if bs % n or tail % n:
+        size = bs if bs % n else tail
+        raise ValueError(
+            f"shard=({i}, {n}): a batch of {size} observations cannot be split into {n} equal "
+            f"parts (batchsize={bs}, nobs={loader.nobs}); use a batchsize divisible by {n}"
+            f"{', and partial=False to drop the short last batch' if tail % n else ''}"
+        )
+    if loader.shuffle and loader.rng is None:
+        raise ValueError(
+            f"shard=({i}, {n}) with shuffle=True needs rng= the same seed in every process "
+            "(e.g. rng=0), so that all processes draw the same permutation"
+        )
+    return i, n
 
 
 def _name(f: Any) -> str:

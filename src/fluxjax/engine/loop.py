@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import checks
+from .. import checks, distributed
 from ..callbacks import SkipException, StepContext, StopException
 from . import cache, policy
 from .history import TrainHistory
@@ -60,6 +60,9 @@ def train(
     progress: bool = False,
     compile: bool = True,
     steps_per_call: int | None = None,
+    devices: Any = None,
+    mesh: Any = None,
+    shard_params: bool = False,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses (and callback metrics) as a ``TrainHistory``.
@@ -84,6 +87,11 @@ def train(
     * ``compile=False`` runs the same step eagerly (print from the loss, use a debugger).
     * ``steps_per_call=K`` (a departure from Flux, opt-in): plain callbacks run after every
       K-th step only, and the steps between run fused.
+    * ``devices=jax.devices()`` (or a count) trains data-parallel: each batch is split along
+      its first axis over the devices (its size must divide), parameters and optimiser state
+      are replicated, XLA adds the gradient all-reduce. ``mesh=`` a ``jax.sharding.Mesh``
+      with a ``"batch"`` axis instead; ``shard_params=True`` shards parameters and optimiser
+      state along their largest divisible axis (FSDP-style). See ``fx.distributed``.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), jnp.array([0.0]))
@@ -93,7 +101,8 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
-    if type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress:
+    one = type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress
+    if one and devices is None and mesh is None and not shard_params:
         hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
         if hist is not None:
             return hist
@@ -107,6 +116,8 @@ def train(
     plan = cache.find(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
+    # the plan's arrays on the devices (None: one device; arrays in place stay as they are)
+    distributed.use(plan, distributed.Placement.from_args(devices, mesh, shard_params))
     plan.check(False, plan.steps_done)
     if compile and not plan.warned_captured:
         _warn_captured(plan, loss)
@@ -144,7 +155,7 @@ def _one_step(
     if steps_per_call is not None or type(batch) is not tuple:
         return None
     plan = cache.find(loss, target, opt)
-    if plan.eager or plan.empty or not plan.owns_state():
+    if plan.eager or plan.empty or not plan.owns_state() or plan.placement is not None:
         return None
     if not _same_batch(batch, plan.last_batch):
         return None
@@ -253,7 +264,7 @@ class Run:
         plan = self.plan
         self.sched.start(self.sps)
         fast = self.compile and not plan.eager and not plan.empty
-        kind = classify(data, n_epochs) if fast else None
+        kind = classify(data, n_epochs, plan.placement) if fast else None
         try:
             if kind is None:
                 self.iterate(data, n_epochs)
@@ -327,6 +338,8 @@ class Run:
             sig = signature(batch)
             if sig != plan.signature:
                 _new_signature(plan, sig, bi)
+        if plan.placement is not None:  # split over the devices
+            batch = plan.placement.batch(batch)
         try:
             out = _call(plan, self.compile, tv, ov, batch)
         except SkipException:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..autodiff import Param, _group
+from ..distributed import wrap
 from ..module import Module, modules, structure_version, walk
 from ..optimise.base import Rule, rule_version
 from ..optimise.interface import RulesKey, implicit_state
@@ -121,7 +122,8 @@ class Plan:
         self.eager = False
         self.fuse: dict[str, bool] = {}  # the fusion policy's measured choice, per data kind
         self.donate = _should_donate(entries)
-        self.step = jax.jit(partial(step.single, self), donate_argnums=self.donate)
+        self.placement: Any = None  # a distributed.Placement when training on several devices
+        self.step = jax.jit(self._step, donate_argnums=self.donate)
         self.compiled: dict[Any, Any] = {}
 
     def stale(self) -> bool:
@@ -195,13 +197,17 @@ class Plan:
         return None
 
     # -- compiled calls ------------------------------------------------------------------
+    def _step(self, *args: Any) -> Any:
+        """One step (what ``self.step`` compiles; ``distributed.use`` rebuilds it)."""
+        return step.single(self, *args)
+
     def fused(self, kind: str, *static: Any) -> Any:
         """The compiled fused runner ``kind`` for its static sizes (cached)."""
         key = (kind, *static)
         fn = self.compiled.get(key)
         if fn is None:
             impl = partial(fused.RUNNERS[kind], self, *static)
-            fn = jax.jit(impl, donate_argnums=self.donate)
+            fn = jax.jit(wrap(self.placement, impl), donate_argnums=self.donate)
             self.compiled[key] = fn
         return fn
 

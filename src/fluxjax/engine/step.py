@@ -101,11 +101,15 @@ def core(
 ):
     """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss.
 
+    On several devices the batch is constrained to be split along its first axis.
+
     A failed or skipped step keeps the old arrays. In a single step that is one
     ``lax.cond`` over all of them; inside a fused loop an elementwise ``where`` per array,
     which XLA fuses into the update itself: a ``cond`` there returns the loop-carried
     buffers, so XLA copies every parameter and state array each step (seen in the
     optimised HLO; the cost grew with the model). Both select the same values."""
+    if plan.placement is not None:
+        batch = plan.placement.constrain(batch)
     l, grads, after, skips = loss_and_grads(plan, tv, ov, batch)
     finite = jnp.isfinite(l)
     err = jnp.asarray(-1, jnp.int32)
