@@ -27,7 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import mode
 from .autodiff import Param, _first, _group
+from .layers._common import recording
 from .module import Module, is_array, modules, structure_version, walk
 from .optimise.base import Rule, rule_version
 from .optimise.interface import Leaf, RulesKey, apply_one, implicit_state
@@ -338,7 +340,9 @@ class Plan:
             ) from None
         except ValueError:  # no signature (a builtin): let the call itself complain
             pass
-        return self.loss(*args)
+        # layers are active in training; state they replace is recorded, not refused
+        with mode.training(), recording():
+            return self.loss(*args)
 
     def _loss_and_grads(self, tv: list[Any], ov: list[Any], batch: Any) -> tuple[Any, ...]:
         entries, others = self.entries, self.others

@@ -151,7 +151,7 @@ class Chain(Module):
             raise TypeError("Chain: give the layers either all by position or all by name.")
         if "layers" in named:
             raise ValueError("Chain: a layer may not be named 'layers'.")
-        for i, f in (named.items() if named else enumerate(layers)):
+        for i, f in named.items() if named else enumerate(layers):
             if not callable(f):
                 raise TypeError(
                     f"Chain: layer {i} is {f!r} of type {type(f).__name__}, which is not "
