@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..module import Module, show
 from ._common import check_size, float_input, shape_error
@@ -209,12 +210,13 @@ class Embedding(Module):
         x = jnp.asarray(x)
         out, n_in = self.weight.shape
         if jnp.issubdtype(x.dtype, jnp.integer):
-            traced = isinstance(x, jax.core.Tracer)  # traced: no check (JAX clamps)
-            if not traced and bool(((x < 0) | (x >= n_in)).any()):
-                raise ValueError(
-                    f"layer {self._show()}: indices must be in 0..{n_in - 1}, got values from "
-                    f"{int(x.min())} to {int(x.max())}."
-                )
+            if not isinstance(x, jax.core.Tracer):  # traced indices: no check (JAX clamps)
+                xs = np.asarray(x)
+                if xs.size and (xs.min() < 0 or xs.max() >= n_in):
+                    raise ValueError(
+                        f"layer {self._show()}: indices must be in 0..{n_in - 1}, got values "
+                        f"from {xs.min()} to {xs.max()}."
+                    )
             return jnp.take(self.weight.T, x, axis=0)
         if x.ndim == 0 or x.shape[-1] != n_in:
             raise shape_error(self._show(), f"integers, or one-hot (..., {n_in})", x)

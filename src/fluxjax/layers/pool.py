@@ -75,9 +75,10 @@ def max_pool(x: Any, k: tuple, stride: tuple, pad: tuple) -> Any:
     if FAST[0] and stride == k and all(p == (0, 0) for p in pad):
         xw, axes = _windows(x, k)
         return _tiled_max(xw, axes)
-    init = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
+    # a concrete (NumPy) init value lets JAX pick its differentiable max/add windows
+    init = -np.inf if jnp.issubdtype(x.dtype, jnp.floating) else np.iinfo(x.dtype).min
     return jax.lax.reduce_window(
-        x, jnp.asarray(init, x.dtype), jax.lax.max, (1, *k, 1), (1, *stride, 1),
+        x, np.array(init, x.dtype), jax.lax.max, (1, *k, 1), (1, *stride, 1),
         ((0, 0), *pad, (0, 0)),
     )  # fmt: skip
 
@@ -88,7 +89,7 @@ def mean_pool(x: Any, k: tuple, stride: tuple, pad: tuple) -> Any:
         xw, axes = _windows(x, k)
         return jnp.mean(xw, axis=axes)
     s = jax.lax.reduce_window(
-        x, jnp.asarray(0, x.dtype), jax.lax.add, (1, *k, 1), (1, *stride, 1),
+        x, np.array(0, x.dtype), jax.lax.add, (1, *k, 1), (1, *stride, 1),
         ((0, 0), *pad, (0, 0)),
     )  # fmt: skip
     return s / np.prod(k)
