@@ -106,20 +106,24 @@ def testmode(m: Any, mode: bool | None | str = True) -> Any:
     return _set_modes(m, _mode_value("testmode", mode, invert=True))
 
 
-def reset(m: Any) -> Any:
+def reset(m: Any, n: int | None = None) -> Any:
     """Flux's ``reset!``: set the state of every stateful recurrent layer in ``m`` back to
-    its initial state. Returns ``m``.
+    its initial state ``state0``, keeping the batch size the state has (so a compiled
+    step's shapes stay put), or for ``n`` observations when given. Returns ``m``.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> r = fx.RNN(2, 3)
     >>> _ = r(jnp.ones((4, 2)))
-    >>> r.state.shape, fx.reset(r).state.shape
-    ((4, 3), (3,))
+    >>> fx.reset(r).state.shape, fx.reset(r, 2).state
+    ((4, 3), Array([[0., 0., 0.],
+           [0., 0., 0.]], dtype=float32))
     """
+    if n is not None:
+        check_size(n, "n", "reset")
     for layer in modules(m):
         f = getattr(type(layer), "_reset", None)
         if f is not None:
-            f(layer)
+            f(layer, n)
     return m
 
 

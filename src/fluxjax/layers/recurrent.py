@@ -66,12 +66,12 @@ class _Cell(Module):
         x = self._input(x)
         return self.step(h, self.project(x))
 
-    def _input(self, x: Any) -> Any:
+    def _input(self, x: Any, owner: Module | None = None) -> Any:
         x = float_input(x, self.Wi.dtype)
         n_in = self.Wi.shape[1]
         if x.ndim == 0 or x.shape[-1] != n_in:
             raise shape_error(
-                self._show(),
+                (owner or self)._show(),
                 f"(n, {n_in}) for one step or (n, time, {n_in}) for a sequence",
                 x,
                 "Sequences are (observations, time, features).",
@@ -192,12 +192,17 @@ class _Recur(Module):
     def trainable(self) -> tuple[str, ...]:
         return ("cell",)
 
-    def _reset(self) -> None:
-        assign_state(self, "state", jax.tree_util.tree_map(jnp.copy, self.cell.state0))
+    def _reset(self, n: int | None) -> None:
+        # state0 again, keeping the batch size the state has (so a compiled step's shapes
+        # stay) unless ``n`` asks for another
+        def again(s0: Any, s: Any) -> Any:
+            return jnp.broadcast_to(s0, s.shape if n is None else (n, *s0.shape))
+
+        assign_state(self, "state", jax.tree_util.tree_map(again, self.cell.state0, self.state))
 
     def __call__(self, x: Any) -> Any:
         cell = self.cell
-        x = cell._input(x)
+        x = cell._input(x, self)
         if x.ndim == 3:
             return self.sequence(x)
         if x.ndim > 3:
@@ -207,8 +212,8 @@ class _Recur(Module):
         if x.ndim == 2 and lead not in ((), (x.shape[0],)):
             raise ValueError(
                 f"layer {self._show()}: its state holds {lead[0]} observations but the input "
-                f"has {x.shape[0]} (shape {tuple(x.shape)}); call fx.reset(m) before a "
-                "batch of another size."
+                f"has {x.shape[0]} (shape {tuple(x.shape)}); call fx.reset(m, {x.shape[0]}) "
+                "before a batch of another size."
             )
         if x.ndim == 2 and lead == ():
             n = x.shape[0]
