@@ -161,6 +161,29 @@ def test_digits_reads_mnist_idx_files(capsys, tmp_path):
     assert "Dense(784 => 28, relu)" in out and "test accuracy" in out
 
 
+def test_digits_conv_reaches_97_percent_on_sklearn_digits(capsys):
+    """End to end: the CNN (Conv, BatchNorm, MaxPool, Dropout) trained by fx.train."""
+    code, out, _ = run(capsys, "digits", "--conv", "--no-progress")
+    assert code == 0 and "Conv((3, 3), 1 => 16, pad=1), BatchNorm(16, relu)" in out
+    assert "20 shuffled batches per epoch; 20 epochs" in out
+    accuracy = float(re.search(r"^test accuracy ([\d.]+)$", out, re.M).group(1))
+    assert accuracy >= 0.97
+
+
+def test_digits_conv_reads_mnist_idx_files(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    for part, n in (("train", 60), ("t10k", 10)):
+        datasets.write_idx(tmp_path / f"{part}-images-idx3-ubyte",
+                           rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))  # fmt: skip
+        datasets.write_idx(
+            tmp_path / f"{part}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10
+        )
+    argv = ("digits", "--conv", "--mnist", str(tmp_path), "--epochs", "2", "--no-progress")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "MNIST: 60 training and 10 test images of 784 pixels" in out
+    assert "Dense(1568 => 10)" in out and "test accuracy" in out
+
+
 def test_digits_missing_mnist_folder(capsys, tmp_path):
     code, _, err = run(capsys, "digits", "--mnist", str(tmp_path / "nowhere"))
     assert code == 1 and "train-images-idx3-ubyte" in err

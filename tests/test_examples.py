@@ -60,6 +60,27 @@ EXPECT = {
         ],
     ),
     "09_fit2d": (["121 points"], ["fit2d.png", "loss.png", "chain.png"]),
+    "10_conv": (
+        ["(1, 8, 8, 1) -> (1, 16, 16, 4)", "Conv((3, 3), 16 => 32, relu, pad=1)", "test accuracy"],
+        [],
+    ),
+    "11_recurrent": (
+        [
+            "sequence (3, 7, 2) -> (3, 7, 6); step by step equal: True",
+            "first step again equal: True",
+            "test accuracy",
+        ],
+        [],
+    ),  # fmt: skip
+    "12_normalise": (
+        [
+            "outside train: [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]",
+            "BatchNorm running mean",
+            "LayerNorm(4): per-row mean [0.0000, 0.0000]",
+        ],
+        [],
+    ),  # fmt: skip
+    "13_containers": (["ae.enc = Dense(8 => 2, tanh)", "indices (2, 3) -> (2, 3, 4)"], []),
 }
 
 

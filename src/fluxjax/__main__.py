@@ -3,7 +3,8 @@
 * ``demo``: the tutorial's 1-D fit in its four minibatch regimes, the loss printed as it
   trains, then fit.png, loss.png and train.gif (with matplotlib installed).
 * ``compare``: several optimiser rules on one problem of ``fx.lab``: a table and plots.
-* ``digits``: the chapter-7 classifier on scikit-learn's digits, or on MNIST IDX files.
+* ``digits``: the chapter-7 classifier on scikit-learn's digits, or on MNIST IDX files;
+  ``--conv`` for a small CNN (the chapter-4 exercise).
 * ``rules``: the table of optimiser rules.
 
 ``main(argv)`` returns the exit code; ``--help`` works on every command.
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 import fluxjax as fx
@@ -277,6 +279,38 @@ def _classifier(x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[Any, Any]
     return model, loader
 
 
+def images(x: Any) -> Any:
+    """Flattened square images ``(n, s·s)`` as ``(n, s, s, 1)``: channels-last for ``Conv``."""
+    x = jnp.asarray(x)
+    side = int(round(x.shape[1] ** 0.5))
+    return jnp.reshape(x, (x.shape[0], side, side, 1))
+
+
+def conv_classifier(side: int, seed: int) -> Any:
+    """The chapter-4 exercise's convolutional classifier for ``side × side`` images:
+    two 3×3 convolutions (16 and 32 channels) each halved by a 2×2 MaxPool, BatchNorm after
+    the first and Dropout before the last Dense, which gives the logits of 10 classes."""
+    fx.seed(seed)
+    flat = 32 * (side // 4) ** 2
+    return fx.Chain(
+        images,
+        fx.Conv((3, 3), 1, 16, pad=1),
+        fx.BatchNorm(16, fx.relu),
+        fx.MaxPool((2, 2)),
+        fx.Conv((3, 3), 16, 32, fx.relu, pad=1),
+        fx.MaxPool((2, 2)),
+        fx.flatten,
+        fx.Dropout(0.25),
+        fx.Dense(flat, 10),
+    )
+
+
+def _conv_setup(x: np.ndarray, labels: np.ndarray, seed: int) -> tuple[Any, Any]:
+    model = conv_classifier(int(round(x.shape[1] ** 0.5)), seed)
+    onehot = np.asarray(fx.onehotbatch(labels, range(10)))
+    return model, fx.DataLoader((x, onehot), batchsize=50, shuffle=True, rng=seed)
+
+
 def digits(args: argparse.Namespace) -> int:
     """The chapter-7 classifier on scikit-learn's digits (or MNIST from --mnist DIR)."""
     try:
@@ -288,18 +322,23 @@ def digits(args: argparse.Namespace) -> int:
         print(f"fluxjax digits: error: {e}", file=sys.stderr)
         return 1
     xtr, ytr, xte, yte = data
-    model, loader = _classifier(xtr, ytr, args.seed)
+    conv = getattr(args, "conv", False)
+    epochs = args.epochs or (20 if conv else 500)
+    model, loader = (_conv_setup if conv else _classifier)(xtr, ytr, args.seed)
     n_in = xtr.shape[1]
     print(f"{source}: {len(xtr)} training and {len(xte)} test images of {n_in} pixels")
     print(f"model: {model!r}")
+    name = "logitcrossentropy" if conv else "crossentropy"
     print(
-        f"loss: crossentropy; optimiser: Adam(); 4 shuffled batches per epoch; {args.epochs} epochs"
+        f"loss: {name}; optimiser: Adam(); {len(loader)} shuffled batches per epoch; "
+        f"{epochs} epochs"
     )
+    cost = fx.logitcrossentropy if conv else fx.crossentropy
 
     def loss(x: Any, y: Any) -> Any:
-        return fx.crossentropy(model(x), y)
+        return cost(model(x), y)
 
-    every = max(1, args.epochs // 5)
+    every = max(1, epochs // 5)
 
     def report(ctx: Any) -> None:
         if ctx.epoch % every == 0 and not args.progress:
@@ -314,7 +353,7 @@ def digits(args: argparse.Namespace) -> int:
         fx.params(model),
         loader,
         fx.Adam(),
-        epochs=args.epochs,
+        epochs=epochs,
         cb=report,
         steps_per_call=every * len(loader),
         progress=args.progress,
@@ -379,7 +418,12 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "digits", help="the chapter-7 handwritten-digit classifier", description=digits.__doc__
     )
-    g.add_argument("--epochs", type=_positive, default=500, help="epochs of 4 batches (500)")
+    g.add_argument(
+        "--epochs", type=_positive, help="epochs (500 of 4 batches; with --conv 20 of 50 images)"
+    )
+    g.add_argument(
+        "--conv", action="store_true", help="a small CNN (Conv, BatchNorm, MaxPool, Dropout)"
+    )
     g.add_argument("--mnist", metavar="DIR", help="read MNIST IDX files from DIR instead")
     g.add_argument("--n-train", type=_positive, default=1000, help="MNIST training images")
     g.add_argument("--n-test", type=_positive, default=1000, help="MNIST test images")

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import mode as _mode
+from .layers._common import recording
 from .module import Module, Slot, is_array, live_modules, walk
 
 __all__ = [
@@ -341,6 +343,52 @@ def bind_call(entries: list[Param], values: list[Any], f: Callable[[], Any]) -> 
             p.set(v)
 
 
+class _State:
+    """State the differentiated function's forward pass replaces (BatchNorm statistics,
+    dropout keys, recurrent states), written back afterwards as in Flux.
+
+    ``wrap(f)`` returns ``g(*a) -> (y, new)``: it records every ``assign_state`` and every
+    array replaced in a module argument, restores the old values (no tracer stays in a
+    module), and returns the new ones; ``write_back(new, originals)`` stores them once JAX
+    has made them concrete."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[Module, str]] = []
+        self.changed: list[tuple[int, list[int]]] = []
+
+    def wrap(self, f: Callable[..., Any]) -> Callable[..., Any]:
+        def g(*a: Any) -> tuple[Any, Any]:
+            mods = [i for i, v in enumerate(a) if isinstance(v, Module)]
+            before = [jax.tree_util.tree_leaves(a[i]) for i in mods]
+            with _mode.training(), recording() as rec:
+                try:
+                    y = f(*a)
+                    new_args = []
+                    self.changed = []
+                    for i, old in zip(mods, before):
+                        now = jax.tree_util.tree_leaves(a[i])
+                        idx = [j for j, (u, v) in enumerate(zip(old, now)) if u is not v]
+                        self.changed.append((i, idx))
+                        new_args.append([now[j] for j in idx])
+                    self.records = [(m, n) for m, n, _ in rec.values()]
+                    new_state = [m.__dict__[n] for m, n in self.records]
+                finally:
+                    for m, n, old in rec.values():
+                        m.__dict__[n] = old
+            return y, (new_state, new_args)
+
+        return g
+
+    def write_back(self, new: Any, originals: tuple[Any, ...]) -> None:
+        new_state, new_args = new
+        for (m, n), v in zip(self.records, new_state):
+            m.__dict__[n] = v
+        for (i, idx), values in zip(self.changed, new_args):
+            slots = [Slot(o, path) for o, path, _ in walk(originals[i], trainable_only=False)]
+            for j, v in zip(idx, values):
+                slots[j].set(v)
+
+
 def _first(y: Any) -> Any:
     """Zygote's auxiliary-output rule: of a tuple/dict result, differentiate the first."""
     if isinstance(y, tuple) and not hasattr(y, "shape"):
@@ -382,14 +430,17 @@ class WithGradient(NamedTuple):
 def _implicit(f: Callable[[], Any], ps: Params, fname: str) -> tuple[Any, Grads]:
     entries = ps.entries
     values = [p.get() for p in entries]
+    state = _State()
+    call = state.wrap(lambda vals: bind_call(entries, vals, f))
 
     def pure(vals: list[Any]) -> tuple[Any, Any]:
-        y = bind_call(entries, vals, f)
+        y, new = call(vals)
         y0 = _first(y)
         _check_scalar(y0, fname)
-        return y0, y
+        return y0, (y, new)
 
-    (_, y), gs = jax.value_and_grad(pure, has_aux=True)(values)
+    (_, (y, new)), gs = jax.value_and_grad(pure, has_aux=True)(values)
+    state.write_back(new, ())
     return y, Grads(ps, zygote_grads(gs))
 
 
@@ -411,20 +462,26 @@ def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Wi
     if not args:
         raise TypeError("withgradient(f, *args): pass the arguments, or Params for implicit mode")
     if mode == "forward":
-        y = f(*args)
+        with _mode.training():
+            y = f(*args)
         return WithGradient(y, _forward(f, args))
     if mode != "reverse":
         raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
 
+    state = _State()
+    call = state.wrap(f)
+
     def pure(*a: Any) -> tuple[Any, Any]:
-        y = f(*a)
+        y, new = call(*a)
         y0 = _first(y)
         _check_scalar(y0, "gradient")
-        return y0, y
+        return y0, (y, new)
 
     _check_inexact(args)
     argnums = tuple(range(len(args)))
-    (_, y), gs = jax.value_and_grad(pure, argnums=argnums, has_aux=True, allow_int=True)(*args)
+    grad = jax.value_and_grad(pure, argnums=argnums, has_aux=True, allow_int=True)
+    (_, (y, new)), gs = grad(*args)
+    state.write_back(new, args)
     return WithGradient(y, zygote_grads(gs))
 
 
@@ -445,8 +502,10 @@ def gradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Any:
 
 
 def _forward(f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
+    call = _State().wrap(f)  # forward mode: the state is restored, not advanced
+
     def scalar(*a: Any) -> Any:
-        y = _first(f(*a))
+        y = _first(call(*a)[0])
         _check_scalar(y, "gradient")
         return y
 
@@ -456,13 +515,16 @@ def _forward(f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
 def _forward_implicit(f: Callable[[], Any], ps: Params) -> tuple[Any, Grads]:
     entries = ps.entries
     values = [p.get() for p in entries]
+    call = _State().wrap(lambda vals: bind_call(entries, vals, f))
 
     def pure(vals: list[Any]) -> Any:
-        y = _first(bind_call(entries, vals, f))
+        y = _first(call(vals)[0])
         _check_scalar(y, "gradient")
         return y
 
-    return f(), Grads(ps, jax.jacfwd(pure)(values))
+    with _mode.training():
+        y = f()
+    return y, Grads(ps, jax.jacfwd(pure)(values))
 
 
 def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], Any]]:
@@ -475,12 +537,16 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], An
     >>> back(jnp.array([1.0, 10.0]))
     (Array([ 2., 20.], dtype=float32),)
     """
+    state = _State()
     if len(args) == 1 and isinstance(args[0], Params):
         ps = args[0]
         entries = ps.entries
-        y, vjp = jax.vjp(lambda vals: bind_call(entries, vals, f), [p.get() for p in entries])
+        call = state.wrap(lambda vals: bind_call(entries, vals, f))
+        y, vjp, new = jax.vjp(call, [p.get() for p in entries], has_aux=True)
+        state.write_back(new, ())
         return y, lambda dy: Grads(ps, zygote_grads(vjp(zygote_grads(dy))[0]))
-    y, vjp = jax.vjp(f, *args)
+    y, vjp, new = jax.vjp(state.wrap(f), *args, has_aux=True)
+    state.write_back(new, args)
     return y, lambda dy: tuple(zygote_grads(vjp(zygote_grads(dy))))
 
 
@@ -502,8 +568,9 @@ def jacobian(f: Callable[..., Any], *args: Any) -> tuple[Any, ...]:
     Array([[2., 0.],
            [0., 6.]], dtype=float32)
     """
-    y = f(*args)
-    js = jax.jacrev(f, argnums=tuple(range(len(args))))(*args)
+    call = _State().wrap(f)  # the state is restored, not advanced
+    y = call(*args)[0]
+    js = jax.jacrev(lambda *a: call(*a)[0], argnums=tuple(range(len(args))))(*args)
     return tuple(_matrix(j, tuple(jnp.shape(y)), a) for j, a in zip(js, args))
 
 
@@ -516,6 +583,7 @@ def hessian(f: Callable[[Any], Any], x: Any) -> Any:
     Array([[4., 2.],
            [2., 0.]], dtype=float32)
     """
-    h = jax.jacfwd(jax.grad(f))(x)
+    call = _State().wrap(f)  # the state is restored, not advanced
+    h = jax.jacfwd(jax.grad(lambda v: call(v)[0]))(x)
     n = int(np.prod(jnp.shape(x)))
     return h if jnp.ndim(x) == 0 else jnp.reshape(h, (n, n))

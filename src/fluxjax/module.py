@@ -260,13 +260,24 @@ def show(x: Any) -> str:
 
 
 def _count_comment(m: Module) -> str:
-    n, extra = nparams(m), nparams(m, trainable_only=False) - nparams(m)
+    # integer arrays (random keys) are not parameters of any kind: left out, as Flux does
+    n, extra = nparams(m), _nfloat(m) - nparams(m)
     if n == 0 and extra == 0:
         return ""
     text = f"  # {n:_} parameters"
     if extra:
         text += f", plus {extra:_} non-trainable"
     return text
+
+
+def _nfloat(m: Module) -> int:
+    """Elements of ``m``'s floating-point arrays, trainable or not (tied ones once)."""
+    seen = {
+        id(a): int(np.prod(a.shape))
+        for _, _, a in walk(m, trainable_only=False)
+        if jnp.issubdtype(a.dtype, jnp.inexact)
+    }
+    return sum(seen.values())
 
 
 # -- walking --------------------------------------------------------------------------

@@ -396,6 +396,12 @@ class Run:
         """Run ``k`` batches of ``src`` (fewer if the loss skips: then it returns early)."""
         if self.plan.eager:  # the loss turned out to need Python: no fusing
             return self.singles(src, k)
+        if k > 1 and not self.plan.carry_stable():
+            # carried layer state (a recurrent layer's) that the next step would reshape,
+            # e.g. unbatched after fx.reset: one single step first gives a fused loop a
+            # carry whose shape holds
+            self.singles(src, 1)
+            k -= 1
         choice, used = policy.choose(
             self.plan, src.kind, k, lambda n: self.singles(src, n), lambda n: src.fused(self, n)
         )

@@ -93,6 +93,7 @@ class Plan:
             if o is m and id(a) not in train_ids
         )
         self.changed: list[int] = []  # which `others` the loss replaces (found when traced)
+        self.carried: list[Any] | None = None  # their shapes after the last step
         # (module __dict__, attribute) of each parameter when every one sits in exactly one
         # plain attribute: the per-epoch loop reads and writes them without indirection
         single = all(len(p.slots) == 1 and p.slots[0].name is not None for p in entries)
@@ -211,6 +212,13 @@ class Plan:
             self.compiled[key] = fn
         return fn
 
+    def carry_stable(self) -> bool:
+        """Whether the arrays a step replaces (layer state) now have the shapes a step
+        leaves them with (so a fused loop can carry them); False before any step."""
+        if self.carried is None:
+            return not self.others  # nothing carried: any loop is fine
+        return all(np.shape(self.others[i].get()) == s for i, s in zip(self.changed, self.carried))
+
     def inputs(self) -> tuple[list[Any], list[Any]]:
         fast = self.direct
         tv = [d[n] for d, n in fast] if fast else [p.get() for p in self.entries]
@@ -227,6 +235,7 @@ class Plan:
                 p.set(v)
         for i, v in zip(self.changed, changed):
             self.others[i].set(v)
+        self.carried = [np.shape(v) for v in changed]  # what a step leaves them as
         self.pending.append(self.halt)
         self.steps_done += n_steps
         return l

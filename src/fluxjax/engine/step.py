@@ -19,6 +19,7 @@ from .. import mode
 from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
 from ..checks import check_loss_value
+from ..layers._common import recording
 from ..optimise.interface import apply_one
 
 SKIPS: list[list[Any]] = []  # the skip_when conditions met while tracing the current loss
@@ -57,7 +58,8 @@ def call_loss(plan: Any, batch: Any) -> Any:
         ) from None
     except ValueError:  # no signature (a builtin): let the call itself complain
         pass
-    with mode.training():
+    # layers are active in training; state they replace is recorded, not refused
+    with mode.training(), recording():
         return plan.loss(*args)
 
 

@@ -148,43 +148,71 @@ class Chain(Module):
     (21, 1)
     >>> m[0:1]
     Chain(Dense(1 => 4, sigmoid))  # 8 parameters
+
+    Named layers, as ``Chain(enc = ..., dec = ...)`` in Flux:
+
+    >>> ae = fx.Chain(enc=fx.Dense(4, 2), dec=fx.Dense(2, 4))
+    >>> ae.enc
+    Dense(4 => 2)  # 10 parameters
+    >>> ae["dec"] is ae[1]
+    True
     """
 
-    def __init__(self, *layers: Any) -> None:
+    def __init__(self, *layers: Any, **named: Any) -> None:
         if len(layers) == 1 and isinstance(layers[0], list | tuple):
             layers = tuple(layers[0])
-        for i, f in enumerate(layers):
+        if layers and named:
+            raise TypeError("Chain: give the layers either all by position or all by name.")
+        if "layers" in named:
+            raise ValueError("Chain: a layer may not be named 'layers'.")
+        for i, f in named.items() if named else enumerate(layers):
             if not callable(f):
                 raise TypeError(
                     f"Chain: layer {i} is {f!r} of type {type(f).__name__}, which is not "
                     "callable; every layer must be a layer or a function."
                 )
-        self.layers = tuple(layers)
+        self.layers = dict(named) if named else tuple(layers)
+
+    def _list(self) -> list[Any]:
+        layers = self.layers
+        return list(layers.values()) if isinstance(layers, dict) else list(layers)
 
     def __call__(self, x: Any) -> Any:
-        for f in self.layers:
+        for f in self._list():
             x = f(x)
         return x
 
-    def __getitem__(self, i: int | slice) -> Any:
+    def __getattr__(self, name: str) -> Any:
+        layers = self.__dict__.get("layers")
+        if isinstance(layers, dict) and name in layers:
+            return layers[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __getitem__(self, i: int | slice | str) -> Any:
+        if isinstance(i, str):
+            return self.layers[i]
         if isinstance(i, slice):
+            if isinstance(self.layers, dict):
+                return Chain(**dict(list(self.layers.items())[i]))
             return Chain(*self.layers[i])
-        return self.layers[i]
+        return self._list()[i]
 
     def __len__(self) -> int:
         return len(self.layers)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        return iter(self.layers)
+        return iter(self._list())
 
     def _show(self) -> str:
+        if isinstance(self.layers, dict):
+            return "Chain(" + ", ".join(f"{k}={show(f)}" for k, f in self.layers.items()) + ")"
         return "Chain(" + ", ".join(show(f) for f in self.layers) + ")"
 
 
 def activations(m: Chain, x: Any) -> tuple[Any, ...]:
     """Every intermediate output of a Chain, as a tuple (Flux's ``activations``)."""
     out = []
-    for f in m.layers:
+    for f in m._list():
         x = f(x)
         out.append(x)
     return tuple(out)

@@ -1,0 +1,163 @@
+"""What the layers beyond Dense share: train/test modes, state written by a forward pass,
+``fx.reset``, and the checks and conversions of their arguments and inputs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import mode
+from ..module import Module, modules
+
+__all__ = ["trainmode", "testmode", "reset"]
+
+
+# -- state a forward pass replaces ------------------------------------------------------
+_JOURNALS: list[dict[tuple[int, str], tuple[Module, str, Any]]] = []
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[dict[tuple[int, str], tuple[Module, str, Any]]]:
+    """Record every ``assign_state`` made inside: ``{(id, name): (module, name, old)}``.
+
+    The caller (``gradient``, the compiled step) restores the old values and writes the
+    new ones back once they are concrete, so no tracer stays in a module."""
+    rec: dict[tuple[int, str], tuple[Module, str, Any]] = {}
+    _JOURNALS.append(rec)
+    try:
+        yield rec
+    finally:
+        _JOURNALS.pop()
+
+
+def assign_state(m: Module, name: str, value: Any) -> None:
+    """Store a new value of a non-trainable array (running statistics, a key, a recurrent
+    state) that the forward pass computed."""
+    d = m.__dict__
+    if _JOURNALS:
+        for rec in _JOURNALS:
+            rec.setdefault((id(m), name), (m, name, d[name]))
+    elif "_fx_live" in d and any(
+        isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(value)
+    ):
+        raise RuntimeError(
+            f"{type(m).__name__}: its {name!r} would be updated inside a JAX transformation "
+            "fluxjax does not manage, leaving a tracer in the layer. Differentiate with "
+            "fx.gradient / fx.withgradient / fx.train (they write the new state back), pass "
+            "the model as an argument of your jitted function, or put the layer in test mode "
+            "(fx.testmode(m))."
+        )
+    d[name] = value
+
+
+# -- modes ---------------------------------------------------------------------------------
+def is_active(layer: Any) -> bool:
+    """A layer with an ``active`` override (True/False) obeys it; ``None`` is automatic:
+    active inside the differentiation calls and ``fx.train`` (``mode.istraining()``)."""
+    a = layer.active
+    return mode.istraining() if a is None else bool(a)
+
+
+def _set_modes(m: Any, value: bool | None) -> Any:
+    for layer in modules(m):
+        if "active" in layer.__dict__:
+            layer.active = value
+    return m
+
+
+def _mode_value(fname: str, flag: Any, invert: bool) -> bool | None:
+    if flag is None or flag == "auto":
+        return None
+    if not isinstance(flag, bool):
+        raise TypeError(
+            f"{fname}(m, mode): mode must be True, False, None or 'auto', got {flag!r}."
+        )
+    return (not flag) if invert else flag
+
+
+def trainmode(m: Any, mode: bool | None | str = True) -> Any:
+    """Flux's ``trainmode!``: make Dropout, BatchNorm and the other mode-dependent layers in
+    ``m`` always active (``mode=True``), always inactive (``False``) or automatic
+    (``None``/``"auto"``: active only inside ``gradient``/``train``). Returns ``m``.
+
+    >>> import fluxjax as fx
+    >>> d = fx.trainmode(fx.Dropout(0.5))
+    >>> d.active
+    True
+    """
+    return _set_modes(m, _mode_value("trainmode", mode, invert=False))
+
+
+def testmode(m: Any, mode: bool | None | str = True) -> Any:
+    """Flux's ``testmode!``: ``testmode(m)`` makes the mode-dependent layers inactive (no
+    dropout, BatchNorm uses its running statistics); ``testmode(m, False)`` is
+    ``trainmode(m)``; ``testmode(m, None)`` goes back to automatic. Returns ``m``.
+
+    >>> import fluxjax as fx
+    >>> m = fx.Chain(fx.Dense(2, 2), fx.Dropout(0.5))
+    >>> fx.testmode(m)[1].active, fx.testmode(m, None)[1].active
+    (False, None)
+    """
+    return _set_modes(m, _mode_value("testmode", mode, invert=True))
+
+
+def reset(m: Any, n: int | None = None) -> Any:
+    """Flux's ``reset!``: set the state of every stateful recurrent layer in ``m`` back to
+    its initial state ``state0``, keeping the batch size the state has (so a compiled
+    step's shapes stay put), or for ``n`` observations when given. Returns ``m``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> r = fx.RNN(2, 3)
+    >>> _ = r(jnp.ones((4, 2)))
+    >>> fx.reset(r).state.shape, fx.reset(r, 2).state
+    ((4, 3), Array([[0., 0., 0.],
+           [0., 0., 0.]], dtype=float32))
+    """
+    if n is not None:
+        check_size(n, "n", "reset")
+    for layer in modules(m):
+        f = getattr(type(layer), "_reset", None)
+        if f is not None:
+            f(layer, n)
+    return m
+
+
+# -- arguments -----------------------------------------------------------------------------
+def ntuple(value: Any, n: int, what: str, layer: str) -> tuple[int, ...]:
+    """An int or an n-tuple of positive ints, as an n-tuple."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        value = (int(value),) * n
+    value = tuple(value) if isinstance(value, list | tuple) else value
+    if (
+        not isinstance(value, tuple)
+        or len(value) != n
+        or not all(isinstance(v, int | np.integer) and v >= 1 for v in value)
+    ):
+        raise ValueError(
+            f"{layer}: {what} must be a positive int or a tuple of {n} positive ints, "
+            f"got {value!r}."
+        )
+    return tuple(int(v) for v in value)
+
+
+def check_size(value: Any, what: str, layer: str) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def float_input(x: Any, dtype: Any) -> Any:
+    """``x`` as an array of the layer's floating dtype (integers and other floats converted)."""
+    x = jnp.asarray(x)
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def shape_error(layer: str, expected: str, x: Any, hint: str = "") -> ValueError:
+    """The error for an input of the wrong shape, naming the layer and both shapes."""
+    text = f"layer {layer} expects input of shape {expected}, but got shape {tuple(x.shape)}."
+    return ValueError(text + (" " + hint if hint else ""))

@@ -1,0 +1,286 @@
+"""Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their cells, with Flux v0.12's gate
+equations, parameters and (trainable) initial states.
+
+A layer fed a sequence ``(n, time, features)`` runs it as one ``lax.scan`` from the initial
+state and returns every step's output ``(n, time, out)`` (Flux ≥ 0.15's behaviour). Fed one
+time step ``(n, features)`` it is Flux v0.12's stateful ``Recur``: the state is kept in the
+layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it.
+Each scan step computes ``x·Wiᵀ + h·Whᵀ + b`` (projecting the whole sequence first was
+measured ~2× slower to differentiate on CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from ..activations import sigmoid
+from ..module import Module, show
+from ._common import assign_state, check_size, float_input, shape_error
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
+
+
+def _tanh(x: Any) -> Any:
+    return jnp.tanh(x)
+
+
+_tanh.__name__ = "tanh"
+
+
+def _inits(init: Any, initb: Any, init_state: Any) -> tuple[Any, Any, Any]:
+    from ..init import glorot_uniform, zeros32
+
+    return init or glorot_uniform, initb or zeros32, init_state or zeros32
+
+
+class _Cell(Module):
+    """Weights ``Wi (g·out, in)``, ``Wh (g·out, out)``, ``b (g·out,)`` and ``state0``."""
+
+    gates = 1
+
+    def _weights(self, n_in: Any, n_out: Any, init: Any, initb: Any) -> int:
+        name = type(self).__name__
+        n_in, n_out = check_size(n_in, "in", name), check_size(n_out, "out", name)
+        g = self.gates
+        self.Wi = jnp.asarray(init(g * n_out, n_in))
+        self.Wh = jnp.asarray(init(g * n_out, n_out))
+        self.b = jnp.asarray(initb(g * n_out))
+        return n_out
+
+    def project(self, x: Any) -> Any:
+        """The input's share of the gates, ``x @ Wi.T + b`` (any leading axes)."""
+        return x @ self.Wi.T + self.b
+
+    def initial(self, n: int | None) -> Any:
+        """``state0`` broadcast to ``n`` observations (``None``: as stored)."""
+        if n is None:
+            return self.state0
+        return jax.tree_util.tree_map(lambda s: jnp.broadcast_to(s, (n, *s.shape)), self.state0)
+
+    def __call__(self, h: Any, x: Any) -> tuple[Any, Any]:
+        """Flux v0.12's cell call: ``(h′, y) = cell(h, x)``."""
+        x = self._input(x)
+        return self.step(h, self.project(x))
+
+    def _input(self, x: Any, owner: Module | None = None) -> Any:
+        x = float_input(x, self.Wi.dtype)
+        n_in = self.Wi.shape[1]
+        if x.ndim == 0 or x.shape[-1] != n_in:
+            raise shape_error(
+                (owner or self)._show(),
+                f"(n, {n_in}) for one step or (n, time, {n_in}) for a sequence",
+                x,
+                "Sequences are (observations, time, features).",
+            )
+        return x
+
+    def _show(self) -> str:
+        n_out, n_in = self.Wh.shape[1], self.Wi.shape[1]
+        return f"{type(self).__name__}({n_in} => {n_out}{self._extra()})"
+
+    def _extra(self) -> str:
+        return ""
+
+
+class RNNCell(_Cell):
+    """The vanilla recurrent cell: ``h′ = act(x·Wiᵀ + h·Whᵀ + b)``; output ``h′``.
+
+    **Arguments:** ``RNNCell(in, out, act=tanh; init=glorot_uniform, initb=zeros32,
+    init_state=zeros32)``. ``cell(h, x)`` returns ``(h′, h′)``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> c = fx.RNNCell(3, 5)
+    >>> c
+    RNNCell(3 => 5)  # 50 parameters
+    >>> h, y = c(c.state0, jnp.ones((2, 3)))
+    >>> y.shape
+    (2, 5)
+    """
+
+    def __init__(
+        self, n_in: int, n_out: int, act: Callable[[Any], Any] | None = None, *,
+        init: Any = None, initb: Any = None, init_state: Any = None,
+    ) -> None:  # fmt: skip
+        init, initb, init_state = _inits(init, initb, init_state)
+        n_out = self._weights(n_in, n_out, init, initb)
+        self.state0 = jnp.asarray(init_state(n_out))
+        self.act = _tanh if act is None else act
+
+    def step(self, h: Any, gx: Any) -> tuple[Any, Any]:
+        h = self.act(gx + h @ self.Wh.T)
+        return h, h
+
+    def _extra(self) -> str:
+        return "" if self.act is _tanh else f", {show(self.act)}"
+
+
+class LSTMCell(_Cell):
+    """The LSTM cell, Flux v0.12's: gates stacked as input, forget, cell, output,
+    ``g = x·Wiᵀ + h·Whᵀ + b``; ``c′ = σ(f)⊙c + σ(i)⊙tanh(g_c)``, ``h′ = σ(o)⊙tanh(c′)``;
+    output ``h′``; state ``(h, c)``; the forget gate's bias starts at 1.
+
+    >>> import fluxjax as fx
+    >>> c = fx.LSTMCell(3, 5)
+    >>> c
+    LSTMCell(3 => 5)  # 190 parameters
+    >>> c.b[5:10]
+    Array([1., 1., 1., 1., 1.], dtype=float32)
+    """
+
+    gates = 4
+
+    def __init__(
+        self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
+        init_state: Any = None,
+    ) -> None:  # fmt: skip
+        init, initb, init_state = _inits(init, initb, init_state)
+        n_out = self._weights(n_in, n_out, init, initb)
+        self.b = self.b.at[n_out : 2 * n_out].set(1)
+        self.state0 = (jnp.asarray(init_state(n_out)), jnp.asarray(init_state(n_out)))
+
+    def step(self, state: Any, gx: Any) -> tuple[Any, Any]:
+        h, c = state
+        g = gx + h @ self.Wh.T
+        i, f, gc, o = jnp.split(g, 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * jnp.tanh(gc)
+        h = sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+
+class GRUCell(_Cell):
+    """The GRU cell, Flux v0.12's (the original paper's variant): gates stacked as reset,
+    update, candidate; ``r = σ(xWᵢᵣ + hWₕᵣ + bᵣ)``, ``z = σ(xWᵢ_z + hWₕ_z + b_z)``,
+    ``h̃ = tanh(xWᵢₕ + r⊙(hWₕₕ) + bₕ)``, ``h′ = (1 − z)⊙h̃ + z⊙h``; output ``h′``.
+
+    >>> import fluxjax as fx
+    >>> fx.GRUCell(3, 5)
+    GRUCell(3 => 5)  # 140 parameters
+    """
+
+    gates = 3
+
+    def __init__(
+        self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
+        init_state: Any = None,
+    ) -> None:  # fmt: skip
+        init, initb, init_state = _inits(init, initb, init_state)
+        n_out = self._weights(n_in, n_out, init, initb)
+        self.state0 = jnp.asarray(init_state(n_out))
+
+    def step(self, h: Any, gx: Any) -> tuple[Any, Any]:
+        gh = h @ self.Wh.T
+        xr, xz, xh = jnp.split(gx, 3, axis=-1)
+        hr, hz, hh = jnp.split(gh, 3, axis=-1)
+        r = sigmoid(xr + hr)
+        z = sigmoid(xz + hz)
+        cand = jnp.tanh(xh + r * hh)
+        h = (1 - z) * cand + z * h
+        return h, h
+
+
+class _Recur(Module):
+    """A cell and the state it carries between calls (Flux v0.12's ``Recur``)."""
+
+    def _wrap(self, cell: _Cell) -> None:
+        self.cell = cell
+        self.state = jax.tree_util.tree_map(jnp.copy, cell.state0)
+
+    def trainable(self) -> tuple[str, ...]:
+        return ("cell",)
+
+    def _reset(self, n: int | None) -> None:
+        # state0 again, keeping the batch size the state has (so a compiled step's shapes
+        # stay) unless ``n`` asks for another
+        def again(s0: Any, s: Any) -> Any:
+            return jnp.broadcast_to(s0, s.shape if n is None else (n, *s0.shape))
+
+        assign_state(self, "state", jax.tree_util.tree_map(again, self.cell.state0, self.state))
+
+    def __call__(self, x: Any) -> Any:
+        cell = self.cell
+        x = cell._input(x, self)
+        if x.ndim == 3:
+            return self.sequence(x)
+        if x.ndim > 3:
+            raise shape_error(self._show(), "(n, in) or (n, time, in)", x)
+        state = self.state
+        lead = jax.tree_util.tree_leaves(state)[0].shape[:-1]
+        if x.ndim == 2 and lead not in ((), (x.shape[0],)):
+            raise ValueError(
+                f"layer {self._show()}: its state holds {lead[0]} observations but the input "
+                f"has {x.shape[0]} (shape {tuple(x.shape)}); call fx.reset(m, {x.shape[0]}) "
+                "before a batch of another size."
+            )
+        if x.ndim == 2 and lead == ():
+            n = x.shape[0]
+            state = jax.tree_util.tree_map(lambda s: jnp.broadcast_to(s, (n, *s.shape)), state)
+        new, y = cell.step(state, cell.project(x))
+        assign_state(self, "state", new)
+        return y
+
+    def sequence(self, x: Any) -> Any:
+        """Run ``(n, time, in)`` from the initial state; every step's output, ``(n, time, out)``."""
+        cell = self.cell
+
+        def body(state: Any, xt: Any) -> tuple[Any, Any]:
+            return cell.step(state, cell.project(xt))
+
+        # the input projection stays inside the scan: measured on CPU, one big product
+        # before it makes the backward pass ~2× slower (its cotangent is stacked per step)
+        _, ys = jax.lax.scan(body, cell.initial(x.shape[0]), jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(ys, 0, 1)
+
+    def _show(self) -> str:
+        return self.cell._show().replace("Cell(", "(", 1)
+
+
+class RNN(_Recur):
+    """A recurrent layer of ``RNNCell``s: ``RNN(in, out, act=tanh; init, initb, init_state)``.
+
+    ``m(x)`` with ``x`` of shape ``(n, time, in)`` returns ``(n, time, out)``, every step's
+    ``h``, starting from ``state0``; with ``(n, in)`` it takes one step from ``m.state``
+    and stores the new state (``fx.reset(m)`` sets it back to ``state0``).
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> r = fx.RNN(5, 4, fx.relu)
+    >>> r
+    RNN(5 => 4, relu)  # 44 parameters, plus 4 non-trainable
+    >>> r(jnp.ones((2, 7, 5))).shape
+    (2, 7, 4)
+    """
+
+    def __init__(self, n_in: int, n_out: int, act: Any = None, **kw: Any) -> None:
+        self._wrap(RNNCell(n_in, n_out, act, **kw))
+
+
+class LSTM(_Recur):
+    """A recurrent layer of ``LSTMCell``s: ``LSTM(in, out; init, initb, init_state)``; the
+    state is ``(h, c)``, the output ``h``. Calls as ``RNN``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.LSTM(4, 4)
+    >>> m
+    LSTM(4 => 4)  # 152 parameters, plus 8 non-trainable
+    >>> m(jnp.ones((3, 4))).shape, m.state[1].shape
+    ((3, 4), (3, 4))
+    """
+
+    def __init__(self, n_in: int, n_out: int, **kw: Any) -> None:
+        self._wrap(LSTMCell(n_in, n_out, **kw))
+
+
+class GRU(_Recur):
+    """A recurrent layer of ``GRUCell``s: ``GRU(in, out; init, initb, init_state)``. Calls as
+    ``RNN``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> fx.GRU(4, 4)(jnp.ones((2, 6, 4))).shape
+    (2, 6, 4)
+    """
+
+    def __init__(self, n_in: int, n_out: int, **kw: Any) -> None:
+        self._wrap(GRUCell(n_in, n_out, **kw))
