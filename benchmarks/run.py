@@ -18,6 +18,8 @@ Sections:
   mlp       784-512-512-10, batch 128, samples/s: step by step and fused
   sweep     784-w-w-10 for w = 16 ... 2048: step by step and fused against the jitted step
   adam      one Adam update over 10 million parameters: fx.update against optax
+  scale     (not in the default set) the MLP on 1, 2, 4 simulated devices: benchmarks/scale.py
+  layers    (not in the default set) the CNN and the LSTM: benchmarks/layers.py
 """
 
 from __future__ import annotations
@@ -311,10 +313,15 @@ def main() -> None:
         sweep([16, 64] if q else [16, 64, 256, 1024, 2048], reps)
     if "adam" in s:
         adam(reps)
-    for name in ("scale", "layers"):
-        if name in s:
-            mod = __import__(name)
-            mod.main(q)
+    if "scale" in s:  # issue "Scale": 1, 2, 4 simulated devices against a hand-written step
+        __import__("scale").main(q)
+    if "layers" in s:  # issue "Layers": the CNN and the LSTM beside the peers
+        import subprocess
+        import sys
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        args = ["both", "5" if q else "20"]
+        subprocess.run([sys.executable, os.path.join(here, "layers.py"), *args], check=False)
 
 
 if __name__ == "__main__":

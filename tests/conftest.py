@@ -68,3 +68,13 @@ def compiles():
         yield counter
     finally:
         jax.monitoring.unregister_event_duration_listener(counter)
+
+
+@pytest.fixture(autouse=True)
+def _x64_restored():
+    """fx.f64 turns on JAX's x64 mode for the whole process (documented); a test that calls
+    it must not leave later tests (and doctests' float32 reprs) in float64."""
+    before = jax.config.jax_enable_x64
+    yield
+    if jax.config.jax_enable_x64 != before:
+        jax.config.update("jax_enable_x64", before)
