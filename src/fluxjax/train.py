@@ -47,6 +47,7 @@ from .data import DataLoader
 from .module import Module, is_array
 from .optimise.base import Rule, rule_version
 from .optimise.interface import Leaf, OptimiserState, RulesKey, _triples
+from .optimise.optax import as_rule
 
 __all__ = ["train", "epochs", "skip_when", "TrainHistory"]
 
@@ -369,6 +370,7 @@ def train(
             f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
             "[(x, y)] for all the data at each step, or fx.DataLoader((x, y), batchsize=...)."
         )
+    opt = as_rule(opt)  # an optax transformation works as a rule (extras: one line)
     plan = _plan(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()

@@ -33,6 +33,7 @@ from ..autodiff import Grads, Params
 from ..module import Module, Slot, _attrs, is_array, trainable
 from .base import Rule, is_schedule
 from .base import bump_version as _bump
+from .optax import as_rule
 
 __all__ = ["setup", "update", "adjust", "freeze", "thaw", "Leaf", "OptimiserState"]
 
@@ -201,6 +202,7 @@ def setup(rule: Rule, model: Any) -> OptimiserState:
     >>> fx.setup(fx.Descent(0.1), fx.Dense(1, 2))
     Dense(weight=Leaf(Descent(eta=0.1)), bias=Leaf(Descent(eta=0.1)))
     """
+    rule = as_rule(rule)  # an optax transformation works as a rule
     if not isinstance(rule, Rule):
         raise TypeError(
             f"setup(rule, model): rule must be an optimiser rule such as fx.Adam(), got "
@@ -343,6 +345,7 @@ def update(a: Any, b: Any, c: Any) -> Any:
     >>> _ = fx.update(opt, ps, gs); m.weight
     Array([[0.]], dtype=float32)
     """
+    a = as_rule(a)  # an optax transformation works as a rule
     if isinstance(a, Rule):
         if not isinstance(b, Params):
             raise TypeError(
