@@ -13,6 +13,7 @@ from .callbacks import *  # noqa: F403
 from .data import *  # noqa: F403
 from .init import *  # noqa: F403
 from .layers import *  # noqa: F403
+from .loggers import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .module import *  # noqa: F403
 from .onehot import *  # noqa: F403

@@ -42,7 +42,7 @@ import numpy as np
 
 from ._plan import SKIPS, Plan, _filled, captured_arrays, loss_key
 from .autodiff import Param, Params
-from .callbacks import History, SkipException, StepContext, StopException
+from .callbacks import History, Scheduled, SkipException, StepContext, StopException
 from .data import DataLoader
 from .module import Module, is_array
 from .optimise.base import Rule, rule_version
@@ -395,7 +395,16 @@ def train(
     except FloatingPointError as e:
         e.history = hist  # type: ignore[attr-defined]  (the losses up to the failure)
         raise
+    finally:
+        _finish(cbs)
     return hist
+
+
+def _finish(cbs: list[Any]) -> None:
+    """extras: ``Scheduled.finish()`` once per train call (normal end, stop, exception)."""
+    for f, _ in cbs:
+        if isinstance(f, Scheduled):
+            f.finish()
 
 
 def _run(
