@@ -16,7 +16,8 @@ from ._backend import _mpl  # noqa: F401  (tests and the CLI ask it for matplotl
 from .animation import animate_training
 from .curves import loss_curve
 from .fits import fit
+from .live import live
 from .network import chain
 from .paths import trajectories
 
-__all__ = ["loss_curve", "fit", "animate_training", "chain", "trajectories"]
+__all__ = ["loss_curve", "fit", "animate_training", "chain", "trajectories", "live"]
