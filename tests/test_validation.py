@@ -46,7 +46,9 @@ def fuses_scheduled() -> bool:
     m, loss, ps = setup_run()
     seen: list[int] = []
     xs = jnp.asarray(X)
-    fx.train(loss, ps, [(xs, xs)] * 4, fx.Descent(0.1), cb=fx.every(2, seen.append))
+    fx.train(
+        loss, ps, [(xs, xs)] * 4, fx.Descent(0.1), cb=fx.every(2, lambda ctx: seen.append(ctx.step))
+    )
     return seen == [2, 4]
 
 

@@ -175,12 +175,22 @@ def to_optax(rule: Rule) -> Any:
         import optax
     except ImportError as e:
         raise ImportError(f"{rule!r}.as_optax(): {_NEEDS}") from e
+    t = _AsOptax(rule)
+    return optax.GradientTransformation(t.init, t.update)
 
-    def init(params: Any) -> FluxOptaxState:
-        states = tuple(rule.init(x) for x in jax.tree_util.tree_leaves(params))
+
+class _AsOptax:
+    """The ``init`` and ``update`` of ``to_optax(rule)``."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def init(self, params: Any) -> FluxOptaxState:
+        states = tuple(self.rule.init(x) for x in jax.tree_util.tree_leaves(params))
         return FluxOptaxState(states, jnp.zeros((), jnp.int32), jnp.asarray(False))
 
-    def update(updates: Any, state: FluxOptaxState, params: Any = None) -> tuple[Any, Any]:
+    def update(self, updates: Any, state: FluxOptaxState, params: Any = None) -> tuple[Any, Any]:
+        rule = self.rule
         if params is None:
             raise ValueError(
                 f"{rule!r}.as_optax().update(grads, state, params): pass params too "
@@ -193,11 +203,10 @@ def to_optax(rule: Rule) -> Any:
         upds, new = [u for u, _, _ in outs], tuple(s2 for _, s2, _ in outs)
         errs = [e for _, _, e in outs if e is not None]
         if not errs:
-            return treedef.unflatten(upds), FluxOptaxState(new, state.count + 1, jnp.asarray(False))
+            ok = jnp.asarray(False)
+            return treedef.unflatten(upds), FluxOptaxState(new, state.count + 1, ok)
         failed = jnp.any(jnp.stack(errs))  # as fx.update: one refusal leaves every leaf alone
         new = tuple(_where(failed, s2, s) for s2, s in zip(new, state.states))
         upds = [jnp.where(failed, jnp.zeros_like(u), u) for u in upds]
         count = jnp.where(failed, state.count, state.count + 1)
         return treedef.unflatten(upds), FluxOptaxState(new, count, failed)
-
-    return optax.GradientTransformation(init, update)
