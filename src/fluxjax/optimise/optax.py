@@ -21,6 +21,10 @@ global norm clip inside fluxjax use ``fx.ClipNorm`` on a single flattened parame
 in your own Optax loop. Element-wise transformations (sgd, momentum, adam, adamw, lion,
 schedules, ``clip``, ``add_decayed_weights``, ...) give Optax's own results exactly.
 
+An Optax transformation keeps its hyperparameters inside its own functions, so
+``fx.adjust`` cannot change them and a callback's ``ctx.eta`` is ``None``; use the
+fluxjax rule (or an Optax schedule) when the learning rate must change during training.
+
 Optax is imported only when a transformation is converted (``pip install optax``, or
 ``'fluxjax[optax]'``).
 
