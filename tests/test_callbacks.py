@@ -275,6 +275,7 @@ def test_step_context_is_frozen():
         "_loss",
         "eta",
         "batch_index",
+        "metrics",
     ]
 
 

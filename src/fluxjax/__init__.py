@@ -20,7 +20,7 @@ from .onehot import *  # noqa: F403
 from .optimise import *  # noqa: F403
 from .optimise.listing import rules  # noqa: F401
 from .rng import host_rng, next_key, seed  # noqa: F401
-from .train import *  # noqa: F403
+from .engine import *  # noqa: F403
 from .validation import *  # noqa: F403
 
 __version__ = "0.1.0"

@@ -104,12 +104,18 @@ class Scheduled:
       the model holding that step's arrays. ``fx.stop()`` and ``fx.skip()`` work as in any
       callback.
     * ``finish()``: called once when the ``train`` call ends: normally, by ``fx.stop()`` or
-      by an exception (flush files, run a pending call).
+      by an exception (flush files, run a pending call). Before it, ``train`` sets
+      ``steps_taken`` to the number of steps that call took.
+    * ``at_end = True``: ``train`` also calls it after the last step of a run that ends
+      normally or by ``fx.stop()`` (when it was not due there anyway).
 
     >>> import fluxjax as fx
     >>> isinstance(fx.every(10, print), fx.Scheduled)
     True
     """
+
+    steps_taken: int = 0
+    at_end: bool = False  # True: also called after a run's last step, if not already
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
         raise NotImplementedError
@@ -119,6 +125,10 @@ class Scheduled:
 
     def finish(self) -> None:
         """Called once when the ``train`` call ends; does nothing by default."""
+
+    def fire(self, ctx: StepContext) -> Any:
+        """How ``train`` calls it: ``self(ctx)`` unless a subclass says otherwise."""
+        return self(ctx)
 
 
 def takes_context(f: Any) -> bool:
@@ -172,12 +182,23 @@ class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
 # ---- throttle --------------------------------------------------------------------------------
 
 
-class _Throttled:
-    """The callable ``throttle`` returns; ``flush()`` runs a pending trailing call now."""
+class _Throttled(Scheduled):
+    """The callable ``throttle`` returns; ``flush()`` runs a pending trailing call now.
+
+    As a ``train`` callback it is scheduled: the first call after step 1, then after spans
+    of steps sized from the measured step time so that a span takes at most ``FRACTION`` of
+    the window; ``f`` therefore runs at most ``timeout * FRACTION`` seconds later than in a
+    step-by-step loop, and the steps in between run fused.
+    """
+
+    FRACTION = 0.01
 
     def __init__(self, f, timeout, leading, trailing, clock):
         self.f, self.timeout, self.leading, self.trailing = f, timeout, leading, trailing
         self._clock = clock
+        self._ctx = takes_context(f)
+        self.at_end = trailing  # the last step's call is the one a trailing call keeps
+        self._mark = (0, 0.0)  # (step, clock) when train last asked for a span
         self._ready = True  # Flux's `cooldown`: the next call opens a window
         self._later: Callable[[], Any] | None = None
         self._result: Any = None
@@ -216,6 +237,33 @@ class _Throttled:
         elif self.trailing:
             self._later = functools.partial(self._store, *args, **kwargs)  # keep only the last
         return self._result
+
+    def steps_until(self, step: int, seconds_per_step: float | None) -> int:
+        now = self._clock()
+        if step == 0:
+            self._mark = (0, now)
+            return 1
+        # the step time by this throttle's own clock, and by the engine's measurement:
+        # the larger gives the shorter, safer span
+        own = (now - self._mark[1]) / max(1, step - self._mark[0])
+        self._mark = (step, now)
+        sps = max(own, seconds_per_step or 0.0)
+        if sps <= 0:
+            return 1
+        return max(1, int(self.timeout * self.FRACTION / sps))
+
+    def fire(self, ctx: StepContext) -> Any:
+        return self(ctx) if self._ctx else self()
+
+    def finish(self) -> None:
+        """At the end of a ``train`` call: run a pending trailing call whose window has
+        ended; after a call of several steps, run a pending one now (the run is over). A
+        one-step call (the per-epoch loop) leaves it for the next call, as Flux's timer
+        would run it only once the window ends."""
+        if self.steps_taken > 1:
+            self.flush()
+        else:
+            self._observe(self._clock())
 
     def __repr__(self) -> str:
         return (

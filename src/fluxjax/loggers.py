@@ -9,10 +9,10 @@ rule has none), ``wall_time`` (Unix time, seconds) and every entry of ``ctx.metr
 there by ``fx.metrics`` or any earlier callback in the list).
 
 **When.** A row is written after steps ``every, 2·every, ...`` of each ``train`` call (as
-``fx.every``). **Global step across calls.** ``global_step`` continues from the previous
-call's last logged step: a logger passed to ``train`` once per epoch with ``every=1`` logs
-steps 1, 2, 3, ... (the tutorial's loop); steps after the last logged one of a call are not
-counted. **Flushing.** ``finish()``, which ``train`` calls when it ends (normally, by
+``fx.every``). **Global step across calls.** ``global_step`` counts the steps of every
+``train`` call the logger was given (``train`` tells it how many a call took), so the same
+logger passed to ``train`` once per epoch continues its curve; an appended CSV continues
+from its last row. **Flushing.** ``finish()``, which ``train`` calls when it ends (normally, by
 ``fx.stop()`` or by an exception), flushes the file; rows are also flushed at least once a
 second while training, so a killed process loses at most that.
 
@@ -35,6 +35,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import socket
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,27 +70,19 @@ class _Logger(Scheduled):
 
     def __init__(self, every: int) -> None:
         self.every = _every(type(self).__name__, every)
-        self.run, self._offset, self._last = 0, 0, None  # _last: last logged step of a run
-        self._open_run = False
+        self.run, self._offset = 0, 0  # train calls finished, and the steps they took
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
         return self.every - step % self.every
 
     def __call__(self, ctx: StepContext) -> None:
-        if ctx.step % self.every:  # an engine calling every step: log only on the schedule
+        if ctx.step % self.every:  # called off its schedule (by hand): log only on it
             return
-        if not self._open_run or (self._last is not None and ctx.step <= self._last):
-            self._new_run()
-        self._last = ctx.step
         self.write(self._record(ctx))
-
-    def _new_run(self) -> None:
-        self._offset += self._last or 0
-        self.run, self._last, self._open_run = self.run + 1, None, True
 
     def _record(self, ctx: StepContext) -> dict[str, Any]:
         rec: dict[str, Any] = {
-            "run": self.run,
+            "run": self.run + 1,
             "step": ctx.step,
             "global_step": self._offset + ctx.step,
             "epoch": ctx.epoch,
@@ -101,10 +95,10 @@ class _Logger(Scheduled):
         return rec
 
     def finish(self) -> None:
-        """End of a ``train`` call: flush; the next call is a new run."""
-        if self._open_run:
-            self._offset += self._last or 0
-            self._last, self._open_run = None, False
+        """End of a ``train`` call (``train`` has set ``steps_taken``): flush; the next call
+        is a new run whose steps count on from this one's."""
+        self.run += 1
+        self._offset += self.steps_taken
         self.flush()
 
     def write(self, rec: dict[str, Any]) -> None:
@@ -211,13 +205,13 @@ def _cell(v: Any) -> str:
 class TensorBoardLogger(_Logger):
     """``TensorBoardLogger(logdir, every=10)``: the loss, the learning rate (``eta``) and
     every metric as TensorBoard scalars at ``global_step`` (``tensorboard --logdir
-    LOGDIR``), written with ``tensorboardX``'s event-file writer (``pip install
-    'fluxjax[tb]'``). Flux's counterpart is TensorBoardLogger.jl.
+    LOGDIR``), as ``tensorboardX`` encodes them (``pip install 'fluxjax[tb]'``). Flux's
+    counterpart is TensorBoardLogger.jl.
 
-    Events are written synchronously (no background thread), so ``finish()`` (the end of
-    each ``train`` call) really puts every logged step on disk. The event file stays open
-    across ``train`` calls (one file per logger, not one per call); ``close()`` closes it,
-    and a later row opens a new file in the same folder, which TensorBoard reads together.
+    Events are written synchronously (no background thread). One event file per logger:
+    ``finish()`` (the end of each ``train`` call) flushes and closes it, and the next call
+    appends to the same file, so a logger passed to ``train`` once per epoch leaves one
+    file, and nothing stays open between calls.
 
     >>> import fluxjax as fx, tempfile
     >>> fx.TensorBoardLogger(tempfile.mkdtemp(), every=5).every
@@ -230,36 +224,53 @@ class TensorBoardLogger(_Logger):
             raise TypeError(f"TensorBoardLogger: logdir must be a folder name, got {logdir!r}.")
         self.logdir = Path(logdir)
         self._tb = _tensorboardx()
-        self._writer: Any = None
+        self.path: Path | None = None  # the event file, once the first row is written
+        self._file: Any = None
         self._flushed = 0.0
 
-    def write(self, rec: dict[str, Any]) -> None:
-        writer_class, event_class, scalar_summary = self._tb
-        if self._writer is None:
+    def _open(self) -> Any:
+        event_class, _, _ = self._tb
+        if self.path is None:
             self.logdir.mkdir(parents=True, exist_ok=True)
             _FILES[0] += 1
-            suffix = f".{os.getpid()}.{_FILES[0]}"  # two loggers in one second: two files
-            self._writer = writer_class(str(self.logdir / "events"), suffix)
+            name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
+            self.path = self.logdir / f"{name}.{os.getpid()}.{_FILES[0]}"
+            self._file = self.path.open("ab")
+            self._event(event_class(wall_time=time.time(), file_version="brain.Event:2"))
+        else:
+            self._file = self.path.open("ab")
+        return self._file
+
+    def _event(self, event: Any) -> None:
+        """One record of the event file (TFRecord framing, as tensorboardX writes it)."""
+        _, crc, _ = self._tb
+        data = event.SerializeToString()
+        header = struct.pack("Q", len(data))
+        self._file.write(header + struct.pack("I", crc(header)))
+        self._file.write(data + struct.pack("I", crc(data)))
+
+    def write(self, rec: dict[str, Any]) -> None:
+        event_class, _, scalar_summary = self._tb
+        if self._file is None:
+            self._open()
         step, wall = rec["global_step"], rec["wall_time"]
         for name, value in rec.items():
             if name not in FIXED[:4] and name != "wall_time" and value is not None:
-                event = event_class(wall_time=wall, step=step, summary=scalar_summary(name, value))
-                self._writer.write_event(event)
+                self._event(
+                    event_class(wall_time=wall, step=step, summary=scalar_summary(name, value))
+                )
         now = time.monotonic()
         if now - self._flushed > 1.0:
-            self._writer.flush()
+            self._file.flush()
             self._flushed = now
 
     def flush(self) -> None:
-        """Write pending events to the event file."""
-        if self._writer is not None:
-            self._writer.flush()
+        """Write the logged events to disk and close the file (reopened at the next row)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
-    def close(self) -> None:
-        """Flush and close the event file."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+    close = flush
 
     def __repr__(self) -> str:
         return f"TensorBoardLogger({str(self.logdir)!r}, every={self.every})"
@@ -268,15 +279,15 @@ class TensorBoardLogger(_Logger):
 _FILES = [0]
 
 
-def _tensorboardx() -> tuple[Any, Any, Callable[..., Any]]:
-    """tensorboardX's synchronous event writer, its Event proto and scalar summary."""
+def _tensorboardx() -> tuple[Any, Callable[[bytes], int], Callable[..., Any]]:
+    """tensorboardX's Event proto, its record checksum and its scalar summary."""
     try:
-        from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.record_writer import masked_crc32c
         from tensorboardX.summary import scalar
     except ImportError as e:
         raise ImportError(
             "fx.TensorBoardLogger needs tensorboardX: pip install 'fluxjax[tb]' "
             "(or pip install tensorboardX)."
         ) from e
-    return EventsWriter, Event, scalar
+    return Event, masked_crc32c, scalar

@@ -24,9 +24,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._plan import _filled, reachable
 from .autodiff import _group, bind_call
 from .callbacks import Scheduled, StepContext
+from .engine.scope import _filled, reachable
 from .module import Module, is_array, modules, structure_version, walk
 
 __all__ = ["metrics"]

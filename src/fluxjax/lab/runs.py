@@ -17,11 +17,11 @@ from .. import datasets
 from ..autodiff import params
 from ..callbacks import History
 from ..data import DataLoader
+from ..engine import train
 from ..init import glorot_uniform
 from ..layers import Chain
 from ..losses import mse
 from ..optimise.base import Rule
-from ..train import train
 from .models import Point, fit2d_model, seed_model
 from .problems import _NOISE, Problem, _noisy_quadratic
 

@@ -155,10 +155,39 @@ class Leaf:
     (Leaf(Momentum(eta=0.01, rho=0.9)), [(2, 1)], False)
     """
 
-    __slots__ = ("rule", "state", "frozen", "t")
+    __slots__ = ("rule", "_state", "frozen", "_t", "owner")
 
     def __init__(self, rule: Rule, state: Any, frozen: bool = False, t: Any = None) -> None:
-        self.rule, self.state, self.frozen, self.t = rule, state, frozen, t
+        self.rule, self._state, self.frozen, self._t = rule, state, frozen, t
+        # a training plan holding this leaf's live state packed in its buffers, or None;
+        # reading or writing ``state``/``t`` takes the live values back from it first
+        self.owner: Any = None
+
+    def _release(self) -> None:
+        if self.owner is not None:
+            self.owner.flush()
+
+    @property
+    def state(self) -> Any:
+        """The rule's state for this array (live: taken back from a training plan)."""
+        self._release()
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._release()
+        self._state = value
+
+    @property
+    def t(self) -> Any:
+        """How many updates this array has had (kept only for scheduled rules), or None."""
+        self._release()
+        return self._t
+
+    @t.setter
+    def t(self, value: Any) -> None:
+        self._release()
+        self._t = value
 
     def __repr__(self) -> str:
         return f"Leaf({self.rule!r}{', frozen' if self.frozen else ''})"

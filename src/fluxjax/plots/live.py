@@ -35,7 +35,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
       ``every_seconds``, and once more when the ``train`` call ends.
     * Outside a notebook it does nothing and never interrupts fused steps.
     * Across several ``train`` calls with the same object the curve continues (the step
-      axis counts from the previous call's last sampled step).
+      axis counts the steps of every call).
     * ``log``: logarithmic loss axis (``None`` decides as ``loss_curve``). ``clock`` is what
       measures time (tests drive it). Needs matplotlib (``pip install 'fluxjax[plots]'``).
 
@@ -67,7 +67,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
         self.series: dict[str, tuple[list[int], list[float]]] = {"loss": ([], [])}
         self._handle: Any = None
         self._drawn_at, self._drawn_points = -math.inf, 0
-        self._offset, self._last, self._open = 0, None, False
+        self._offset = 0  # the steps of the train calls before this one
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
         if not self.active:
@@ -79,10 +79,6 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
     def __call__(self, ctx: StepContext) -> None:
         if not self.active:
             return
-        if not self._open or (self._last is not None and ctx.step <= self._last):
-            self._offset += self._last or 0
-            self._last, self._open = None, True
-        self._last = ctx.step
         x = self._offset + ctx.step
         self._add("loss", x, ctx.loss)
         for name, value in ctx.metrics.items():
@@ -122,9 +118,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
         """End of a ``train`` call: draw what is new; the next call continues the curve."""
         if self.active and self.points() > self._drawn_points:
             self.draw()
-        if self._open:
-            self._offset += self._last or 0
-            self._last, self._open = None, False
+        self._offset += self.steps_taken  # set by train: the steps this call took
 
     def __repr__(self) -> str:
         return f"live(every_seconds={self.every_seconds})"

@@ -1,0 +1,131 @@
+"""Finding the plan of a ``train`` call (internal).
+
+The plan of (loss, target, optimiser) is built once and kept in a bounded cache keyed by
+the loss's code and the identities of what its closure holds (so a ``lambda`` re-created
+each epoch maps to the same plan), the parameters and the optimiser. A plan is rebuilt when
+a module it was built from changes structure, or a rule's hyperparameters change.
+
+The tutorial's loop calls ``train`` once per epoch with the same objects: that case is one
+identity comparison per argument and a version check (``find``'s first branch).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ..autodiff import Param, Params
+from ..module import Module
+from ..optimise.base import Rule, rule_version
+from ..optimise.interface import Leaf, OptimiserState, RulesKey, _triples
+from .plan import Plan
+from .scope import _filled, loss_key
+
+PLANS: OrderedDict[Any, Plan] = OrderedDict()
+MAX_PLANS = 64
+_LAST: list[Any] = [None, None, None, None, None]  # loss, target, opt, versions, plan
+
+
+def _explicit_leaves(state: OptimiserState, model: Module) -> list[tuple[Leaf, list[Any]]]:
+    pairs: dict[int, tuple[Leaf, list[Any]]] = {}
+    for leaf, slot, _ in _triples(state, model, None):
+        pairs.setdefault(id(leaf), (leaf, []))[1].append(slot)
+    return [(lf, sl) for lf, sl in pairs.values() if not lf.frozen]
+
+
+def _build(loss: Any, target: Any, opt: Any) -> tuple[Any, Callable[[], Plan]]:
+    """The cache key of (loss, target, opt) and a function that builds its plan."""
+    lk = loss_key(loss)
+    if isinstance(target, Params):
+        if not isinstance(opt, Rule):
+            raise TypeError(
+                "train(loss, ps, data, opt): with Params, opt must be a rule such as "
+                f"fx.Adam(), got {type(opt).__name__}. For explicit mode pass the model and "
+                "fx.setup(rule, model)."
+            )
+        key = ("implicit", lk, target.key(), id(opt))
+        return key, lambda: Plan(
+            loss, None, list(target.entries), [opt] * len(target), opt, list(target.roots)
+        )
+    if isinstance(target, Module):
+        if isinstance(opt, Rule):
+
+            def make() -> Plan:
+                entries = Params().add(target).entries
+                return Plan(loss, target, entries, [opt] * len(entries), opt, [target])
+
+            return ("explicit-rule", lk, id(target), id(opt)), make
+        if isinstance(opt, OptimiserState):
+            live = _explicit_leaves(opt, target)
+            key = ("explicit", lk, id(target), id(opt), tuple(id(lf) for lf, _ in live))
+            return key, lambda: Plan(
+                loss,
+                target,
+                [Param(sl) for _, sl in live],
+                [lf.rule for lf, _ in live],
+                [lf for lf, _ in live],
+                [target],
+            )
+        raise TypeError(
+            "train(loss, model, data, state): state must come from fx.setup(rule, model) "
+            f"(or be a rule such as fx.Adam()), got {type(opt).__name__}."
+        )
+    raise TypeError(
+        "train: the second argument must be fx.params(model) (implicit mode, loss(x, y)) or "
+        f"the model itself (explicit mode, loss(model, x, y)); got {type(target).__name__}."
+    )
+
+
+def _versions(loss: Any, target: Any) -> tuple[Any, ...]:
+    cells = getattr(loss, "__closure__", None) or ()
+    return (
+        rule_version(),
+        getattr(target, "version", 0),
+        *(id(c.cell_contents) if _filled(c) else None for c in cells),
+    )
+
+
+def find(loss: Any, target: Any, opt: Any) -> Plan:
+    """The plan for (loss, target, opt): the same objects as last call and nothing changed
+    is one comparison (the tutorial's loop); otherwise a cache look-up by content."""
+    last = _LAST
+    if (
+        loss is last[0]
+        and target is last[1]
+        and opt is last[2]
+        and _versions(loss, target) == last[3]
+        and not last[4].stale()
+    ):
+        return last[4]
+    plan = _lookup(loss, target, opt)
+    _LAST[:] = [loss, target, opt, _versions(loss, target), plan]
+    return plan
+
+
+def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
+    key, make = _build(loss, target, opt)
+    plan = PLANS.get(key)
+    if plan is not None and plan.stale():
+        plan.flush()
+        plan = None
+    if plan is not None and plan.rules_version != rule_version():
+        if RulesKey(tuple(plan.rules)) != plan.rkey:  # opt.eta = ... since it was compiled
+            plan.flush()
+            plan = None
+        else:
+            plan.rules_version = rule_version()
+    if plan is None:
+        plan = make()
+        PLANS[key] = plan
+        while len(PLANS) > MAX_PLANS:
+            PLANS.popitem(last=False)[1].flush()
+    return plan
+
+
+def forget() -> None:
+    """Drop every cached plan (giving their optimiser state back): for tests and memory."""
+    for plan in PLANS.values():
+        plan.flush()
+    PLANS.clear()
+    _LAST[:] = [None, None, None, None, None]

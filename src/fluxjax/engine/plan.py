@@ -1,0 +1,264 @@
+"""A training plan (internal): what one (loss, parameters, optimiser, model structure)
+needs to train, and the host side of its compiled calls.
+
+A plan holds the slots of the trainable arrays (``entries``), the slots of every other array
+the loss can see (``others``: statistics, keys, carried state, frozen parameters), the
+rules, and, while it trains, the optimiser state packed into its buffers. Ownership of that
+state is explicit: ``acquire`` packs it and records the plan as its ``owner`` (on each
+explicit-mode ``Leaf``, or under ``"_fx_owner"`` in a rule's implicit store); any read or
+write of the state through its owner's ``Leaf``/``implicit_state`` calls ``flush`` first,
+which unpacks the live values back and gives up ownership.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..autodiff import Param, _group
+from ..module import Module, modules, structure_version, walk
+from ..optimise.base import Rule, rule_version
+from ..optimise.interface import RulesKey, implicit_state
+from . import fused, step
+from .packing import Packer
+from .scope import reachable
+
+LAG = 16  # the per-epoch loop may run this many calls ahead of its failure check
+DONATE_BYTES = 64 * 2**20
+
+
+def skips_nonfinite(rule: Rule) -> bool:
+    """True when ``rule`` is or contains ``SkipNonFinite`` (then bad steps are skipped)."""
+    if type(rule).__name__ == "SkipNonFinite":
+        return True
+    return any(skips_nonfinite(r) for r in rule.children())
+
+
+def _should_donate(entries: list[Param]) -> tuple[int, ...]:
+    """Donate the parameter and state buffers to the compiled step (so they are updated in
+    place) on accelerators, or on the CPU once a model is large; for small CPU models the
+    bookkeeping costs more than it saves (about 4 µs a call), so the old arrays stay valid."""
+    size = sum(np.prod(p.get().shape) * p.get().dtype.itemsize for p in entries)
+    return (0, 2) if jax.default_backend() != "cpu" or size > DONATE_BYTES else ()
+
+
+def _eta(rule: Rule) -> float | None:
+    """The learning rate a callback sees: the first ``eta`` in the rule or its members."""
+    for r in (rule, *rule.children()):
+        v = getattr(r, "eta", None)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+class Plan:
+    """Everything one (loss, parameters, optimiser, structure) needs to train."""
+
+    def __init__(
+        self,
+        loss: Callable[..., Any],
+        model: Module | None,
+        entries: list[Param],
+        rules: list[Rule],
+        source: Any,
+        roots: list[Any],
+    ) -> None:
+        self.loss, self.model, self.entries, self.rules = loss, model, entries, rules
+        self.source = source  # a Rule (state in its implicit store) or a list of Leafs
+        self.rules_version = rule_version()
+        self.rkey = RulesKey(tuple(rules))
+        train_ids = {id(p.get()) for p in entries}
+        seen: set[int] = set()
+        visible = [
+            m
+            for v in [*roots, *reachable(loss)]
+            if isinstance(v, Module | list | tuple | dict)
+            for m in modules(v, seen)
+        ]
+        owners = [s.owner for p in entries for s in p.slots]
+        watched = {id(m): m for m in [*visible, *owners]}
+        # each module's structure counter now: a change to any of them makes this plan stale
+        self.watch = [(m.__dict__, structure_version(m)) for m in watched.values()]
+        self.others = _group(
+            (o, path, a)
+            for m in visible
+            for o, path, a in walk(m, trainable_only=False)
+            if o is m and id(a) not in train_ids
+        )
+        self.changed: list[int] = []  # which `others` the loss replaces (found when traced)
+        # (module __dict__, attribute) of each parameter when every one sits in exactly one
+        # plain attribute: the per-epoch loop reads and writes them without indirection
+        single = all(len(p.slots) == 1 and p.slots[0].name is not None for p in entries)
+        self.direct = (
+            [(p.slots[0].owner.__dict__, p.slots[0].name) for p in entries] if single else None
+        )
+        self.empty = not entries
+        self.need_t = any(r.has_schedule() for r in rules)
+        self.tolerant = any(skips_nonfinite(r) for r in rules)
+        self.packer: Packer | None = None
+        self.bufs: list[Any] = []
+        self.halt: Any = None
+        self.pending: deque[Any] = deque()  # unread ``halt`` vectors, oldest first
+        self.owned = False
+        self.steps_done = 0
+        self.t0 = 0
+        self.signature: Any = None
+        self.signatures: list[Any] = []
+        self.last_batch: Any = None
+        self.stack_cache: Any = None
+        self.eta = _eta(rules[0]) if rules else None
+        # what a callback's StepContext gets: the number, or the schedule's value now
+        self.callback_eta: Any = (
+            self.eta if self.eta is not None or not self.need_t else self.scheduled_eta
+        )
+        self.warned_captured = False
+        self.eager = False
+        self.fuse: dict[str, bool] = {}  # the fusion policy's measured choice, per data kind
+        self.donate = _should_donate(entries)
+        self.step = jax.jit(partial(step.single, self), donate_argnums=self.donate)
+        self.compiled: dict[Any, Any] = {}
+
+    def stale(self) -> bool:
+        """True when a module this plan was built from has changed its structure."""
+        return any(d.get("_fx_version", 0) != v for d, v in self.watch)
+
+    # -- who holds the live optimiser state -------------------------------------------
+    def _records(self) -> list[list[Any]]:
+        if isinstance(self.source, Rule):
+            return implicit_state(self.source, self.entries)
+        return [[lf.state, lf.t] for lf in self.source]
+
+    def acquire(self) -> None:
+        """Pack the optimiser state from its owners into this plan's buffers."""
+        trees = [[r[0], r[1]] for r in self._records()]
+        self.t0 = (
+            int(trees[0][1]) if self.need_t and trees else 0
+        )  # updates already made (schedules)
+        self.packer = Packer(trees)
+        self.bufs = self.packer.pack(trees) if trees else []
+        self.halt = jnp.zeros((3,), jnp.int32)
+        self.pending = deque()
+        self.steps_done = 0
+        self.owned = True
+        if isinstance(self.source, Rule):
+            self.source._implicit_store()["_fx_owner"] = self
+        else:
+            for lf in self.source:
+                lf.owner = self
+
+    def flush(self) -> None:
+        """Unpack the live state back to the rule's store or the Leafs; give up ownership."""
+        if not self.owned:
+            return
+        self.owned = False
+        trees = self.packer.unpack(self.bufs)
+        if isinstance(self.source, Rule):
+            store = self.source._implicit_store()
+            store.pop("_fx_owner", None)
+            for p, (s, t) in zip(self.entries, trees):
+                rec = store[p.key()]
+                rec[0], rec[1] = s, t
+        else:
+            for lf, (s, t) in zip(self.source, trees):
+                lf.owner = None
+                lf._state, lf._t = s, t
+
+    def owns_state(self) -> bool:
+        if not self.owned:
+            return False
+        if isinstance(self.source, Rule):
+            return self.source._implicit_store().get("_fx_owner") is self
+        return all(lf.owner is self for lf in self.source)
+
+    def scheduled_eta(self) -> float | None:
+        """The learning rate now, when it is a schedule: evaluated at the update count of
+        the first parameter (all parameters advance together in ``train``)."""
+        for r in (self.rules[0], *self.rules[0].children()):
+            v = getattr(r, "eta", None)
+            if callable(v):
+                return float(v(self.t0 + self.steps_done))
+        return None
+
+    # -- compiled calls ------------------------------------------------------------------
+    def fused(self, kind: str, *static: Any) -> Any:
+        """The compiled fused runner ``kind`` for its static sizes (cached)."""
+        key = (kind, *static)
+        fn = self.compiled.get(key)
+        if fn is None:
+            impl = partial(fused.RUNNERS[kind], self, *static)
+            fn = jax.jit(impl, donate_argnums=self.donate)
+            self.compiled[key] = fn
+        return fn
+
+    def inputs(self) -> tuple[list[Any], list[Any]]:
+        fast = self.direct
+        tv = [d[n] for d, n in fast] if fast else [p.get() for p in self.entries]
+        return tv, [p.get() for p in self.others]
+
+    def finish(self, out: tuple[Any, ...], n_steps: int) -> Any:
+        """Write back what a compiled call returned; returns its loss output."""
+        new_tv, changed, self.bufs, self.halt, l = out
+        if self.direct:
+            for (d, n), v in zip(self.direct, new_tv):
+                d[n] = v
+        else:
+            for p, v in zip(self.entries, new_tv):
+                p.set(v)
+        for i, v in zip(self.changed, changed):
+            self.others[i].set(v)
+        self.pending.append(self.halt)
+        self.steps_done += n_steps
+        return l
+
+    def check(self, block: bool, call_start: int) -> None:
+        """Raise if a step failed; a failed step and the later ones were not applied.
+
+        Failures are sticky in ``halt``, so reading a newer one covers the older ones.
+        ``block`` reads the newest (waiting for the device). Otherwise, so as not to stall
+        the per-epoch loop, it reads once every ``LAG`` calls the newest finished ``halt``
+        (waiting only for the oldest), so a failure surfaces at most ``LAG`` calls late —
+        at once in a call of several steps, or with ``compile=False``.
+        """
+        q = self.pending
+        if not q:
+            return
+        if block:
+            h = q[-1]
+            q.clear()
+        elif len(q) >= LAG:  # read once every LAG calls: the newest one that is finished
+            h = q.popleft()
+            while q and q[0].is_ready():
+                h = q.popleft()
+        else:
+            return
+        _, at, reason = (int(v) for v in np.asarray(h))
+        if at:
+            self.halt = jnp.zeros((3,), jnp.int32)
+            start, self.steps_done = call_start, 0
+            raise failure(self, at - start, reason)
+
+
+def failure(plan: Plan, step: int, reason: int) -> FloatingPointError:
+    where = (
+        f"at step {step} of this train call"
+        if step > 0
+        else f"in an earlier train call ({1 - step} steps before this one)"
+    )
+    if reason >= 2:
+        return FloatingPointError(
+            f"train: {plan.rules[reason - 2]!r} refused a non-finite gradient of "
+            f"{plan.entries[reason - 2].label()} {where}; training stopped there and the model "
+            "holds the parameters from before that step. Chain fx.SkipNonFinite() to skip "
+            "such steps instead."
+        )
+    return FloatingPointError(
+        f"train: the loss or its gradient is not finite {where}, so training stopped; the "
+        "model holds the parameters from before that step. To skip such batches instead, "
+        "chain fx.SkipNonFinite() before the rule: fx.OptimiserChain(fx.SkipNonFinite(), rule)."
+    )

@@ -1,0 +1,163 @@
+"""The callbacks of one ``train`` call and when each must run (internal).
+
+A plain callable runs after every step (Flux's ``train!``). A ``fx.Scheduled`` callback
+(``fx.every``, ``fx.throttle``, checkpointers, loggers) says how many steps may run before
+it must be called, so the steps in between can run fused. The schedule answers one
+question, ``horizon(step)``: how many steps until a callback may act; and ``fire`` runs the
+callbacks due after a step, in the order given, with Flux's ``stop``/``skip`` rules.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ..callbacks import Scheduled, SkipException, StepContext, StopException, takes_context
+
+_ARITY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _takes(f: Any) -> bool:
+    """Whether a plain callback takes the ``StepContext`` (cached weakly per function)."""
+    try:
+        hit = _ARITY.get(f)
+    except TypeError:  # not weakly referenceable or not hashable
+        return takes_context(f)
+    if hit is None:
+        hit = takes_context(f)
+        try:
+            _ARITY[f] = hit
+        except TypeError:
+            pass
+    return hit
+
+
+class Schedule:
+    """The callbacks of a call: ``entries`` of (callback, kind), kind ``"sched"`` (a
+    ``Scheduled``), ``"ctx"`` (plain, takes the context) or ``"plain"`` (no argument);
+    ``due[i]`` is the step after which scheduled entry ``i`` must next run.
+
+    ``steps_per_call=K`` (the documented departure from Flux) runs plain callbacks after
+    every K-th step instead of every step, and after the run's last step.
+    """
+
+    def __init__(self, cb: Any, steps_per_call: int | None) -> None:
+        cbs = [] if cb is None else list(cb) if isinstance(cb, list | tuple) else [cb]
+        self.entries: list[tuple[Callable[..., Any], str]] = []
+        for f in cbs:
+            if isinstance(f, Scheduled):
+                self.entries.append((f, "sched"))
+            elif callable(f):
+                self.entries.append((f, "ctx" if _takes(f) else "plain"))
+            else:
+                raise TypeError(
+                    f"train: cb must be a function, an fx.Scheduled callback (fx.every, "
+                    f"fx.throttle) or a list of them; got {f!r} of type {type(f).__name__}."
+                )
+        self.every = steps_per_call or 1
+        self.plain = any(kind != "sched" for _, kind in self.entries)
+        self.due = [0] * len(self.entries)
+        self.last: dict[int, int] = {}
+        self.active = bool(self.entries)
+        # callbacks also called after a run's last step: trailing throttles, and plain
+        # ones under steps_per_call (so the last state is seen)
+        self.ends = any(
+            (kind == "sched" and f.at_end) or (kind != "sched" and self.every > 1)
+            for f, kind in self.entries
+        )
+
+    def fresh(self) -> Schedule:
+        """A copy for a new call: the same parsed callbacks, its own due steps."""
+        new = object.__new__(Schedule)
+        new.__dict__.update(self.__dict__)
+        new.due = [0] * len(self.entries)
+        new.last = {}  # the step each scheduled entry last ran after
+        return new
+
+    def start(self, seconds_per_step: float | None) -> None:
+        for i, (f, kind) in enumerate(self.entries):
+            if kind == "sched":
+                self.due[i] = self._next(f, 0, seconds_per_step)
+
+    @staticmethod
+    def _next(f: Scheduled, step: int, sps: float | None) -> int:
+        k = f.steps_until(step, sps)
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"{f!r}.steps_until must return an int >= 1, got {k!r}.")
+        return step + k
+
+    def horizon(self, step: int) -> int | None:
+        """After ``step`` steps, how many may run before a callback can act (None: no
+        callback, run to the end)."""
+        if not self.active:
+            return None
+        far = [d - step for d, (_, kind) in zip(self.due, self.entries) if kind == "sched"]
+        if self.plain:
+            far.append(self.every - step % self.every)
+        return max(1, min(far))
+
+    def is_due(self, step: int) -> bool:
+        return self.active and (
+            (self.plain and step % self.every == 0) or any(d <= step for d in self.due)
+        )
+
+    def fire(self, step: int, context: Callable[[], StepContext], sps: float | None) -> Any:
+        """Run the callbacks due after ``step`` (``context()`` makes its StepContext).
+        Returns (stopped, the StepContext or None)."""
+        ctx = None
+        skipping = False
+        stopped = False
+        for i, (f, kind) in enumerate(self.entries):
+            if kind == "sched":
+                if self.due[i] > step:
+                    continue
+                self.due[i] = self._next(f, step, sps)
+                self.last[i] = step
+            elif step % self.every:
+                continue
+            if skipping or stopped:
+                continue
+            try:
+                if kind == "plain":
+                    f()
+                else:
+                    ctx = ctx or context()
+                    f.fire(ctx) if kind == "sched" else f(ctx)
+            except SkipException:
+                skipping = True
+            except StopException:
+                stopped = True
+        return stopped, ctx
+
+    def at_end(self, step: int, context: Callable[[], StepContext], sps: float | None) -> None:
+        """After a run's last step: call the ``at_end`` callbacks that did not run there."""
+        ctx = None
+        for i, (f, kind) in enumerate(self.entries):
+            if kind == "sched":
+                if not f.at_end or self.last.get(i) == step:
+                    continue
+            elif self.every == 1 or step % self.every == 0:
+                continue
+            try:
+                if kind == "plain":
+                    f()
+                else:
+                    ctx = ctx or context()
+                    f.fire(ctx) if kind == "sched" else f(ctx)
+            except (SkipException, StopException):
+                pass
+
+    def finish(self, steps: int) -> None:
+        """Tell every scheduled callback the call has ended after ``steps`` steps (in order;
+        all of them run, the first exception is raised after)."""
+        error = None
+        for f, kind in self.entries:
+            if kind == "sched":
+                try:
+                    f.steps_taken = steps
+                    f.finish()
+                except Exception as e:  # noqa: BLE001
+                    error = error or e
+        if error is not None:
+            raise error

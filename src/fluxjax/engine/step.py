@@ -1,0 +1,145 @@
+"""The traced training step (internal): bind the arrays, call the loss, take gradients,
+apply the rules, flag failures, and return the new arrays.
+
+Failures (a non-finite loss or gradient, a rule's error) cannot raise inside compiled code.
+The step carries a small int32 vector ``halt = [steps taken, step that failed, reason]``; a
+failed step and every later one leave parameters and state unchanged, and the host raises
+when it next reads ``halt``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import mode
+from ..autodiff import _first
+from ..callbacks import SkipException
+from ..optimise.interface import apply_one
+
+SKIPS: list[list[Any]] = []  # the skip_when conditions met while tracing the current loss
+
+
+def skip_when(condition: Any) -> None:
+    """Inside a loss: skip this step's update when ``condition`` (a boolean scalar) holds.
+
+    In a compiled step the update is selected away (no Python branch on a traced value);
+    elsewhere a true condition raises ``SkipException`` like ``fx.skip()``.
+
+    >>> import fluxjax as fx
+    >>> fx.skip_when(False)
+    """
+    if SKIPS and isinstance(condition, jax.core.Tracer):
+        SKIPS[-1].append(jnp.asarray(condition, bool))
+        return
+    if bool(condition):
+        raise SkipException()
+
+
+def call_loss(plan: Any, batch: Any) -> Any:
+    """``loss(*batch)`` (implicit) or ``loss(model, *batch)`` (explicit), layers active;
+    a batch that is not a tuple is one argument (Flux's ``batchmemaybe``)."""
+    args = batch if isinstance(batch, tuple) else (batch,)
+    if plan.model is not None:
+        args = (plan.model, *args)
+    try:
+        inspect.signature(plan.loss).bind(*args)
+    except TypeError as e:
+        raise TypeError(
+            f"train: the loss cannot take this batch ({e}). A batch that is a tuple is "
+            f"splatted into the loss, anything else is passed as one argument: the loss "
+            f"got {len(args)} argument(s). For all the data at each step pass "
+            "[(x, y)], not [x, y]; in explicit mode the loss is loss(model, x, y)."
+        ) from None
+    except ValueError:  # no signature (a builtin): let the call itself complain
+        pass
+    with mode.training():
+        return plan.loss(*args)
+
+
+def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple[Any, ...]:
+    """The loss, its gradients w.r.t. the trainable arrays ``tv``, the other arrays after
+    the loss ran (a layer may replace its statistics, keys or carried state) and the
+    ``skip_when`` conditions met."""
+    entries, others = plan.entries, plan.others
+    skips: list[Any] = []
+
+    def lossfn(vals: list[Any]) -> tuple[Any, Any]:
+        old_t, old_o = [p.get() for p in entries], [p.get() for p in others]
+        try:
+            for p, v in zip(entries, vals):
+                p.set(v)
+            for p, v in zip(others, ov):
+                p.set(v)
+            SKIPS.append(skips)
+            try:
+                out = call_loss(plan, batch)
+            finally:
+                SKIPS.pop()
+            after = [p.get() for p in others]
+        finally:
+            for p, v in zip(entries, old_t):
+                p.set(v)
+            for p, v in zip(others, old_o):
+                p.set(v)
+        l = _first(out)
+        if jnp.ndim(l) != 0 or not jnp.issubdtype(jnp.result_type(l), jnp.floating):
+            raise TypeError(
+                f"train: the loss must return a real scalar, got {type(l).__name__} of "
+                f"shape {tuple(jnp.shape(l))}; reduce it, e.g. with .mean()."
+            )
+        return l, after
+
+    (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
+    grads = [_conj(g) for g in grads]
+    plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]
+    return l, grads, after, skips
+
+
+def _conj(g: Any) -> Any:
+    """Zygote's convention for complex parameters: JAX's gradient of a real loss is the
+    conjugate of the steepest-ascent direction that descent rules expect."""
+    return jnp.conj(g) if jnp.iscomplexobj(g) else g
+
+
+def core(plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any):
+    """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss."""
+    l, grads, after, skips = loss_and_grads(plan, tv, ov, batch)
+    finite = jnp.isfinite(l)
+    err = jnp.asarray(-1, jnp.int32)
+    new_tv, new_trees = [], []
+    for i, (r, (s, t), x, g) in enumerate(zip(plan.rules, trees, tv, grads)):
+        nx, ns, nt, e = apply_one(r, s, x, g, t)
+        # a sum is non-finite iff an element is (or the sum overflows float range, which
+        # only absurd gradients do); it costs far less than all(isfinite(g))
+        finite = finite & jnp.isfinite(jnp.sum(g))
+        new_tv.append(nx)
+        new_trees.append([ns, nt])
+        if e is not None:
+            err = jnp.where((err < 0) & e, i, err)
+    bad = err >= 0 if plan.tolerant else (err >= 0) | ~finite
+    stop = (halt[1] > 0) | bad
+    for c in skips:
+        stop = stop | c
+
+    new_ov = list(ov)
+    for i in plan.changed:
+        new_ov[i] = jnp.where(stop, ov[i], after[i])
+    count = halt[0] + 1
+    fail = (halt[1] == 0) & bad
+    reason = jnp.where(err >= 0, err + 2, 1)
+    halt = jnp.stack(
+        [count, jnp.where(fail, count, halt[1]), jnp.where(fail, reason, halt[2])]
+    ).astype(jnp.int32)
+    # one select of whole buffers (an elementwise jnp.where would cost a pass over each)
+    new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
+    return new_tv, new_ov, new_trees, halt, l
+
+
+def single(plan: Any, tv: list[Any], ov: list[Any], bufs: list[Any], halt: Any, batch: Any):
+    """One step on packed state: the function ``plan.step`` compiles."""
+    new_tv, new_ov, trees, halt, l = core(plan, tv, ov, plan.packer.unpack(bufs), halt, batch)
+    return new_tv, [new_ov[i] for i in plan.changed], plan.packer.pack(trees), halt, l
