@@ -1,10 +1,6 @@
 """CSVLogger and TensorBoardLogger: the rows and scalars of exactly the scheduled steps, with
-losses from an independent NumPy loop, appending across runs, flushing on stop and errors.
-
-Tests marked ``needs_fused_scheduling`` check the documented behaviour in fused runs (a
-list of equal batches, no ``steps_per_call``): they need the engine that runs the steps
-between scheduled callbacks fused and fires them on their steps; with an engine that does
-not yet, they are expected failures (strict: they start passing when it lands)."""
+losses from an independent NumPy loop, appending across runs, flushing on stop and errors,
+in step-by-step (``steps_per_call=1``) and fused runs."""
 
 from __future__ import annotations
 
@@ -38,23 +34,6 @@ def setup_run():
     return m, (lambda x, y: fx.mse(m(x), y)), fx.params(m)
 
 
-def fuses_scheduled() -> bool:
-    m, loss, ps = setup_run()
-    seen: list[int] = []
-    xs = jnp.asarray(X)
-    fx.train(
-        loss, ps, [(xs, xs)] * 4, fx.Descent(0.1), cb=fx.every(2, lambda ctx: seen.append(ctx.step))
-    )
-    return seen == [2, 4]
-
-
-needs_fused_scheduling = pytest.mark.xfail(
-    not fuses_scheduled(),
-    reason="needs the engine that fires scheduled callbacks on their steps in fused runs",
-    strict=True,
-)
-
-
 def read_csv(path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -75,7 +54,6 @@ def test_csv_rows_are_exactly_the_scheduled_steps(tmp_path):
     assert times == sorted(times) and times[0] > 1.7e9  # Unix time
 
 
-@needs_fused_scheduling
 def test_csv_rows_in_a_fused_run(tmp_path):
     m, loss, ps = setup_run()
     path = tmp_path / "log.csv"

@@ -1,10 +1,6 @@
 """fx.metrics: validation values at the scheduled steps (against a float64 NumPy loop),
 compiled once with the model's arrays as inputs, kept on the device, read by loggers and
-stoppers, recorded in the history.
-
-Tests marked ``needs_new_engine`` check behaviour the rewritten engine provides (fused runs
-firing scheduled callbacks on their steps; ``TrainHistory`` recording ``ctx.metrics``); with
-the engine before it they are expected failures (strict: they pass once it lands)."""
+stoppers, recorded in the history (in step-by-step and fused runs)."""
 
 from __future__ import annotations
 
@@ -40,22 +36,6 @@ def val_loss(w: float) -> float:
 def setup_run():
     m = fx.Dense(jnp.zeros((1, 1)), False)
     return m, (lambda x, y: fx.mse(m(x), y)), fx.params(m)
-
-
-def fuses_scheduled() -> bool:
-    m, loss, ps = setup_run()
-    seen: list[int] = []
-    xs = jnp.asarray(X)
-    fx.train(
-        loss, ps, [(xs, xs)] * 4, fx.Descent(0.1), cb=fx.every(2, lambda ctx: seen.append(ctx.step))
-    )
-    return seen == [2, 4]
-
-
-NEW_ENGINE = fuses_scheduled() and hasattr(fx.TrainHistory, "steps_of")
-needs_new_engine = pytest.mark.xfail(
-    not NEW_ENGINE, reason="needs the rewritten engine (lead's branch)", strict=True
-)
 
 
 def recorder(seen):
@@ -169,7 +149,6 @@ def test_loggers_write_the_metrics(tmp_path):
     np.testing.assert_allclose(df["val_loss"], [val_loss(ws[1]), val_loss(ws[3])], rtol=1e-5)
 
 
-@needs_new_engine
 def test_metrics_in_a_fused_run_reach_the_history():
     m, loss, ps = setup_run()
     xv, yv = jnp.asarray(XV), jnp.asarray(YV)
