@@ -102,6 +102,16 @@ def test_live_continues_across_train_calls_and_plots_metrics(notebook):
     assert labels == ["loss", "half"]
 
 
+def test_live_samples_spans_and_the_last_step(notebook):
+    curve = fx.plots.live(every_seconds=100.0, samples=1)
+    curve.steps_until = lambda step, sps: 4  # a span of 4 steps between samples
+    run(curve, n=10)  # no plain callback: the steps between samples may run fused
+    assert curve.series["loss"][0] == [4, 8, 10]  # 10: the run's last step (at_end)
+    np.testing.assert_allclose(
+        curve.series["loss"][1], np.array(reference_losses(10))[[3, 7, 9]], 1e-5
+    )
+
+
 def test_live_does_nothing_outside_a_notebook(monkeypatch):
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
     curve = fx.plots.live()

@@ -31,8 +31,8 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
     a Jupyter notebook (IPython's ``display(..., display_id=True)`` and ``update``).
 
     * It samples the loss about ``samples`` times per ``every_seconds`` (from the measured
-      step time; the steps between run fused) and redraws at most once per
-      ``every_seconds``, and once more when the ``train`` call ends.
+      step time; the steps between run fused) and after the last step, and redraws at most
+      once per ``every_seconds``, and once more when the ``train`` call ends.
     * Outside a notebook it does nothing and never interrupts fused steps.
     * Across several ``train`` calls with the same object the curve continues (the step
       axis counts the steps of every call).
@@ -46,6 +46,8 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
     >>> curve.steps_until(0, 0.001) > 10**9
     True
     """
+
+    at_end = True  # the run's last step is on the curve too
 
     def __init__(
         self,
