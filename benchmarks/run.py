@@ -1,102 +1,44 @@
-"""fluxjax beside its peers, measured in the same run, with the ratio.
+"""fluxjax beside its peers, measured in the same run, with the ratio and the target.
 
-    python benchmarks/run.py            # everything (a few minutes on 2 cores)
-    python benchmarks/run.py seed adam  # some sections
-    python benchmarks/run.py --quick    # small sizes, to check it runs
+    python benchmarks/run.py              # everything (several minutes on 2 cores)
+    python benchmarks/run.py seed mlp     # some sections
+    python benchmarks/run.py --quick      # small sizes, to check it runs
+
+Every contender (ours and each peer) gets the same number of timed runs (``--reps``,
+default 3), interleaved ours-then-peers, and keeps its best; the peers are the scripts in
+``../shared/bench`` (PyTorch eager, hand-written JAX+Optax, Equinox, Flax NNX) or, where no
+script has the workload, a hand-written JAX+Optax loop in ``peers.py``. Each row says
+whether it meets its target (issue "train callbacks", item 4).
 
 Sections:
-  seed  the tutorial's 1-D fit (Chain(Dense(1,4,σ), Dense(4,1)), 21 points, full batch,
-        Adam), µs per step: the Flux-style loop (``train`` once per epoch, with a callback),
-        and ``epochs=N`` fused in one call.
-  mlp   an MNIST-sized MLP (784-512-512-10, relu, logitcrossentropy, Adam, batch 128),
-        samples per second: step by step, and fused over an in-memory DataLoader.
-  adam  one Adam update over a 10-million-parameter model: ``fx.update`` vs Optax.
-
-The peers are the scripts in ``../shared/bench`` (PyTorch eager, hand-written JAX+Optax,
-Equinox, Flax NNX), run as subprocesses right after our own figures; a peer that is not
-installed prints nothing and its ratio is left out. Targets (issue #3 and #4): seed loop
-≤ 0.2× PyTorch and ≤ 1.0× JAX+Optax jit; fused ≤ 2× the JAX+Optax scan; MLP ≥ 1.0× the
-JAX+Optax jit step and ≥ 0.9× its scan; Adam update ≤ 1.1× Optax.
+  seed      the tutorial's 1-D fit, Adam, µs/step: ``train`` once per epoch with a callback,
+            and ``epochs=N`` fused, against PyTorch, the jitted step and its lax.scan
+  batches   21 one-observation batches, a plain callback after every step, µs/step
+  throttle  ``cb=fx.throttle(f, 1.0)`` over 50,000 epochs against no callback
+  mlp       784-512-512-10, batch 128, samples/s: step by step and fused
+  sweep     784-w-w-10 for w = 16 ... 2048: step by step and fused against the jitted step
+  adam      one Adam update over 10 million parameters: fx.update against optax
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import peers
+from harness import contest, peer_run, table, timed  # noqa: I001
 
 import fluxjax as fx
 from fluxjax import datasets, lab
 
-HERE = Path(__file__).resolve().parent
-PEERS = Path(os.environ.get("FLUXJAX_PEERS", HERE.parent.parent / "shared" / "bench"))
 
-
-def best_of(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` runs of ``fn`` (seconds): the least disturbed by noise."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def peer_figures(script: str, steps: int) -> dict[str, float]:
-    """Run a peer script; return {name: figure} parsed from its report lines."""
-    path = PEERS / script
-    if not path.exists():
-        print(f"  (peer script {path} not found: set FLUXJAX_PEERS)")
-        return {}
-    out = subprocess.run(
-        [sys.executable, str(path), str(steps)], capture_output=True, text=True, timeout=1800
-    )
-    figures = {}
-    for line in out.stdout.splitlines():
-        m = re.match(r"(.+?)\s{2,}\s*([\d.]+) (us/step|samples/s)", line)
-        if m:
-            figures[m.group(1).strip()] = float(m.group(2))
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"  (a peer stopped early: {last})")
-    return figures
-
-
-def peers_twice(script: str, steps: int, lower_is_better: bool, ours) -> dict[str, float]:
-    """Run the peers, then ``ours()``, then the peers again; keep each peer's best figure
-    (machines drift: this gives the peers the benefit of the doubt, not us)."""
-    first = peer_figures(script, steps)
-    ours()
-    second = peer_figures(script, steps)
-    pick = min if lower_is_better else max
-    return {k: pick(v, second.get(k, v)) for k, v in first.items()}
-
-
-def table(rows: list[tuple[str, float, str, float | None]], unit: str) -> None:
-    """Print our figure, the peer's and ours/peer (µs: lower is better; samples/s: higher)."""
-    print(f"  {'measurement':44s} {unit:>12s} {'peer':>28s} {'ratio':>7s}")
-    for name, ours, peer_name, peer in rows:
-        if peer is None:
-            print(f"  {name:44s} {ours:12.2f} {'(peer not run)':>28s}")
-            continue
-        ratio = ours / peer
-        print(f"  {name:44s} {ours:12.2f} {peer_name + f' {peer:.2f}':>28s} {ratio:7.2f}")
-
-
-# -- seed -----------------------------------------------------------------------------------
-def bench_seed(n: int) -> None:
+def seed(n: int, reps: int) -> None:
     print(f"\nseed: the tutorial's 1-D fit, Adam, µs per step ({n} steps)")
     x, y = (jnp.asarray(a) for a in datasets.seed_data())
     data = [(x, y)]
-
     m = lab.seed_model()
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
     ps, opt = fx.params(m), fx.Adam()
@@ -112,9 +54,6 @@ def bench_seed(n: int) -> None:
             fx.train(loss, ps, data, opt, cb=cb)
         m[0].weight.block_until_ready()
 
-    for _ in range(50):
-        fx.train(loss, ps, data, opt, cb=cb)
-
     m2 = lab.seed_model()
     loss2 = lambda x, y: fx.mse(m2(x), y)  # noqa: E731
     ps2, opt2 = fx.params(m2), fx.Adam()
@@ -123,111 +62,200 @@ def bench_seed(n: int) -> None:
         fx.train(loss2, ps2, data, opt2, epochs=n)
         m2[0].weight.block_until_ready()
 
+    for _ in range(50):
+        fx.train(loss, ps, data, opt, cb=cb)
     fused()
-    times = {"loop": [], "fused": []}
 
-    def ours():
-        times["loop"].append(best_of(loop, 3) / n * 1e6)
-        times["fused"].append(best_of(fused, 5) / n * 1e6)
+    def ours() -> dict[str, float]:
+        return {"loop": timed(loop) / n * 1e6, "fused": timed(fused) / n * 1e6}
 
-    ours()
-    peers = peers_twice("seed_regression.py", n, True, ours)
-    t_loop, t_fused = min(times["loop"]), min(times["fused"])
-    print(
-        f"  fluxjax: loop {t_loop:.2f} µs/step (final loss {float(loss(x, y)):.5f}), "
-        f"fused {t_fused:.2f} µs/step"
-    )
-    for k, v in peers.items():
-        print(f"  peer {k}: {v:.2f} µs/step")
-    torch, jit, scan = (
-        peers.get("pytorch eager"),
-        peers.get("jax+optax jit per step"),
-        peers.get("jax+optax lax.scan fused"),
-    )
+    f = contest([ours, peer_run("seed_regression.py", n)], reps, lower_is_better=True)
     table(
         [
-            ("fluxjax loop (train per epoch, callback)", t_loop, "pytorch eager", torch),
-            ("fluxjax loop (train per epoch, callback)", t_loop, "jax+optax jit", jit),
-            ("fluxjax fused (epochs=N)", t_fused, "jax+optax scan", scan),
             (
-                "fluxjax loop",
-                t_loop,
-                "equinox filter_jit",
-                peers.get("equinox filter_jit per step"),
+                "loop: train per epoch + callback",
+                f["loop"],
+                "pytorch eager",
+                f.get("pytorch eager"),
+                0.12,
             ),
-            ("fluxjax loop", t_loop, "flax nnx.jit", peers.get("flax nnx.jit per step")),
+            ("loop", f["loop"], "jax+optax jit per step", f.get("jax+optax jit per step"), 0.8),
+            (
+                "fused: epochs=N",
+                f["fused"],
+                "jax+optax lax.scan",
+                f.get("jax+optax lax.scan fused"),
+                0.6,
+            ),
+            ("loop", f["loop"], "equinox filter_jit", f.get("equinox filter_jit per step"), None),
+            ("loop", f["loop"], "flax nnx.jit", f.get("flax nnx.jit per step"), None),
         ],
         "µs/step",
+        lower_is_better=True,
     )
 
 
-# -- mlp ------------------------------------------------------------------------------------
-def bench_mlp(steps: int) -> None:
-    B, D, H, C = 128, 784, 512, 10
-    print(
-        f"\nmlp: 784-512-512-10, relu, logitcrossentropy, Adam, batch {B}, samples/s "
-        f"({steps} steps)"
+def batches(epochs: int, reps: int) -> None:
+    print(f"\nbatches: 21 one-observation batches, a callback after each step ({epochs} epochs)")
+    x, y = datasets.seed_data()
+    bs = [(jnp.asarray(x[i : i + 1]), jnp.asarray(y[i : i + 1])) for i in range(21)]
+    m = lab.seed_model()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Adam()
+    count = [0]
+
+    def cb():
+        count[0] += 1
+
+    def ours_run():
+        fx.train(loss, ps, bs, opt, cb=cb, epochs=epochs)
+        m[0].weight.block_until_ready()
+
+    ours_run()
+    hand = peers.seed_per_batch(bs, epochs)
+    steps = 21 * epochs
+
+    def ours() -> dict[str, float]:
+        return {"ours": timed(ours_run) / steps * 1e6}
+
+    def peer() -> dict[str, float]:
+        return {"hand": timed(hand) / steps * 1e6}
+
+    f = contest([ours, peer], reps, lower_is_better=True)
+    table(
+        [("list of 21 batches, plain cb", f["ours"], "jax+optax jit loop + cb", f["hand"], 1.0)],
+        "µs/step",
+        lower_is_better=True,
     )
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((steps * B, D), dtype=np.float32)
-    Y = rng.integers(0, C, steps * B)
-    Yh = np.asarray(fx.onehotbatch(Y, range(C)), np.float32)
-    fx.seed(0)
-    m = fx.Chain(fx.Dense(D, H, fx.relu), fx.Dense(H, H, fx.relu), fx.Dense(H, C))
+
+
+def throttle(epochs: int, reps: int) -> None:
+    print(f"\nthrottle: cb=fx.throttle(f, 1.0) over {epochs} epochs against no callback")
+    x, y = (jnp.asarray(a) for a in datasets.seed_data())
+    m = lab.seed_model()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Adam()
+    cb = fx.throttle(lambda: float(loss(x, y)), 1.0)
+
+    def run(cb):
+        fx.train(loss, ps, [(x, y)], opt, cb=cb, epochs=epochs)
+        m[0].weight.block_until_ready()
+
+    run(cb), run(None)
+
+    def with_cb() -> dict[str, float]:
+        return {"cb": timed(lambda: run(cb)) / epochs * 1e6}
+
+    def without() -> dict[str, float]:
+        return {"none": timed(lambda: run(None)) / epochs * 1e6}
+
+    f = contest([with_cb, without], reps, lower_is_better=True)
+    table(
+        [("epochs=N, cb=throttle(f, 1.0)", f["cb"], "the same run, no callback", f["none"], 1.2)],
+        "µs/step",
+        lower_is_better=True,
+    )
+
+
+def _mlp(widths: tuple[int, ...], seed: int = 0) -> fx.Chain:
+    fx.seed(seed)
+    layers = [fx.Dense(a, b, fx.relu) for a, b in zip(widths[:-2], widths[1:-1])]
+    return fx.Chain(*layers, fx.Dense(widths[-2], widths[-1]))
+
+
+def _mlp_ours(widths: tuple[int, ...], steps: int, B: int = 128):
+    """Step-by-step and fused fluxjax runs of one MLP; returns the two timed functions."""
+    X, Yh = peers.mlp_data(steps, B, widths[0], widths[-1])
+    m = _mlp(widths)
     loss = lambda x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
     ps, opt = fx.params(m), fx.Adam()
     xd, yd = jax.device_put(X), jax.device_put(Yh)
-    batches = [(xd[i * B : (i + 1) * B], yd[i * B : (i + 1) * B]) for i in range(steps)]
-
-    fx.train(loss, ps, batches[:10], opt, steps_per_call=1)
+    bs = [(xd[i * B : (i + 1) * B], yd[i * B : (i + 1) * B]) for i in range(steps)]
+    loader = fx.DataLoader((X, Yh), batchsize=B)
 
     def stepwise():
-        fx.train(loss, ps, batches, opt, steps_per_call=1)
+        fx.train(loss, ps, bs, opt, cb=lambda: None)
         m[0].weight.block_until_ready()
-
-    loader = fx.DataLoader((X, Yh), batchsize=B)
 
     def fused():
         fx.train(loss, ps, loader, opt)
         m[0].weight.block_until_ready()
 
-    fused()
-    times = {"step": [], "fused": []}
+    stepwise(), fused()
+    return stepwise, fused
 
-    def ours():
-        times["step"].append(best_of(stepwise, 3))
-        times["fused"].append(best_of(fused, 3))
 
-    ours()
-    peers = peers_twice("mlp_throughput.py", steps, False, ours)
-    ours_step, ours_fused = steps * B / min(times["step"]), steps * B / min(times["fused"])
-    print(f"  fluxjax: step by step {ours_step:.0f} samples/s, fused {ours_fused:.0f} samples/s")
-    for k, v in peers.items():
-        print(f"  peer {k}: {v:.0f} samples/s")
+def mlp(steps: int, reps: int) -> None:
+    B = 128
+    print(
+        f"\nmlp: 784-512-512-10, relu, logitcrossentropy, Adam, batch {B}, samples/s "
+        f"({steps} steps)"
+    )
+    stepwise, fused = _mlp_ours((784, 512, 512, 10), steps)
+
+    def ours() -> dict[str, float]:
+        return {"step": steps * B / timed(stepwise), "fused": steps * B / timed(fused)}
+
+    f = contest([ours, peer_run("mlp_throughput.py", steps)], reps, lower_is_better=False)
     table(
         [
-            ("fluxjax step by step", ours_step, "pytorch eager", peers.get("pytorch eager")),
             (
-                "fluxjax step by step",
-                ours_step,
-                "jax+optax jit",
-                peers.get("jax+optax jit per step"),
+                "step by step (plain callback)",
+                f["step"],
+                "pytorch eager",
+                f.get("pytorch eager"),
+                None,
             ),
             (
-                "fluxjax fused (DataLoader)",
-                ours_fused,
-                "jax+optax scan",
-                peers.get("jax+optax lax.scan fused"),
+                "step by step",
+                f["step"],
+                "jax+optax jit per step",
+                f.get("jax+optax jit per step"),
+                1.2,
+            ),
+            (
+                "fused (DataLoader, no callback)",
+                f["fused"],
+                "jax+optax lax.scan",
+                f.get("jax+optax lax.scan fused"),
+                1.0,
             ),
         ],
         "samples/s",
+        lower_is_better=False,
     )
 
 
-# -- adam -----------------------------------------------------------------------------------
-def bench_adam(repeats: int) -> None:
-    import optax
+def sweep(widths: list[int], reps: int) -> None:
+    B = 128
+    print(f"\nsweep: MLP 784-w-w-10, Adam, batch {B}, samples/s")
+    rows = []
+    for w in widths:
+        steps = max(48, min(400, 4_000_000 // (w * w + 784 * w)))
+        stepwise, fused = _mlp_ours((784, w, w, 10), steps)
+        hand = peers.mlp_jit((784, w, w, 10), steps, B)
 
+        def ours(steps=steps, stepwise=stepwise, fused=fused) -> dict[str, float]:
+            return {"step": steps * B / timed(stepwise), "fused": steps * B / timed(fused)}
+
+        def peer(steps=steps, hand=hand) -> dict[str, float]:
+            return {"hand": steps * B / timed(hand)}
+
+        f = contest([ours, peer], reps, lower_is_better=False)
+        rows.append((f"w={w}: step by step", f["step"], "jax+optax jit per step", f["hand"], 1.0))
+        rows.append(
+            (
+                f"w={w}: fused (policy's choice)",
+                f["fused"],
+                "jax+optax jit per step",
+                f["hand"],
+                1.0,
+            )
+        )
+    table(rows, "samples/s", lower_is_better=False)
+
+
+def adam(reps: int) -> None:
     print("\nadam: one Adam update over 10,010,000 parameters, ms per update")
     fx.seed(0)
     m = fx.Dense(1000, 10_000)
@@ -235,51 +263,60 @@ def bench_adam(repeats: int) -> None:
     state = fx.setup(fx.Adam(), m)
     fx.update(state, m, g)
 
-    def ours():
+    def ours_once():
         fx.update(state, m, g)
         m.weight.block_until_ready()
 
-    params = {"w": jnp.array(m.weight), "b": jnp.array(m.bias)}
-    grads = {"w": g.weight, "b": g.bias}
-    tx = optax.adam(1e-3)
-    ost = tx.init(params)
+    peer_once = peers.optax_adam_update(m, g)
+    ours_once(), peer_once()
 
-    @jax.jit
-    def step(p, s, gr):
-        u, s = tx.update(gr, s, p)
-        return optax.apply_updates(p, u), s
+    def ours() -> dict[str, float]:
+        return {"ours": timed(ours_once) * 1e3}
 
-    box = [params, ost]
+    def peer() -> dict[str, float]:
+        return {"optax": timed(peer_once) * 1e3}
 
-    def peer():
-        box[0], box[1] = step(box[0], box[1], grads)
-        box[0]["w"].block_until_ready()
-
-    peer()
-    t_ours, t_peer = [], []
-    for _ in range(repeats):  # interleaved, so drift hits both
-        t_ours.append(best_of(ours, 3))
-        t_peer.append(best_of(peer, 3))
-    a, b = min(t_ours) * 1e3, min(t_peer) * 1e3
-    table([("fluxjax fx.update(state, model, grads)", a, "optax adam", b)], "ms")
+    f = contest([ours, peer], 5 * reps, lower_is_better=True)
+    table(
+        [("fx.update(state, model, grads)", f["ours"], "optax adam, jitted", f["optax"], 1.1)],
+        "ms",
+        True,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("sections", nargs="*", default=["seed", "mlp", "adam"])
+    ap.add_argument(
+        "sections", nargs="*", default=["seed", "batches", "throttle", "mlp", "sweep", "adam"]
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes, to check it runs")
+    ap.add_argument("--reps", type=int, default=None, help="timed runs per contender (3)")
     args = ap.parse_args()
+    q = args.quick
+    reps = args.reps or (1 if q else 3)
     print(
         f"fluxjax {fx.__version__}, jax {jax.__version__}, backend {jax.default_backend()}, "
-        f"{os.cpu_count()} CPUs"
+        f"{os.cpu_count()} CPUs; {reps} timed run(s) per contender, interleaved, best kept"
     )
-    if "seed" in args.sections:
-        bench_seed(500 if args.quick else 4000)
-    if "mlp" in args.sections:
-        bench_mlp(20 if args.quick else 200)
-    if "adam" in args.sections:
-        bench_adam(1 if args.quick else 5)
+    s = args.sections
+    if "seed" in s:
+        seed(300 if q else 4000, reps)
+    if "batches" in s:
+        batches(5 if q else 100, reps)
+    if "throttle" in s:
+        throttle(2000 if q else 50_000, reps)
+    if "mlp" in s:
+        mlp(20 if q else 200, reps)
+    if "sweep" in s:
+        sweep([16, 64] if q else [16, 64, 256, 1024, 2048], reps)
+    if "adam" in s:
+        adam(reps)
+    for name in ("scale", "layers"):
+        if name in s:
+            mod = __import__(name)
+            mod.main(q)
 
 
 if __name__ == "__main__":
+    np.seterr(all="ignore")
     main()

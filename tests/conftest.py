@@ -44,3 +44,27 @@ def x64():
     """Run the test body with JAX's float64 mode on (and off again afterwards)."""
     with jax.enable_x64(True):
         yield
+
+
+class Compiles:
+    """Counts XLA compilations (JAX's own monitoring events) while it is active."""
+
+    EVENT = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, name: str, *args, **kwargs) -> None:
+        if name == self.EVENT:
+            self.count += 1
+
+
+@pytest.fixture
+def compiles():
+    """``compiles.count``: how many XLA compilations the test body has caused so far."""
+    counter = Compiles()
+    jax.monitoring.register_event_duration_secs_listener(counter)
+    try:
+        yield counter
+    finally:
+        jax.monitoring.unregister_event_duration_listener(counter)

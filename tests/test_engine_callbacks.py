@@ -307,3 +307,55 @@ def test_empty_params_run_the_loss_each_step_like_flux():
 
     fx.train(counting, fx.params(), itertools.repeat((), 10), fx.Descent())
     assert i["n"] == 8
+
+
+def test_caches_do_not_keep_callbacks_or_models_alive():
+    import gc
+    import weakref
+
+    from fluxjax.engine import cache
+
+    m = model()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Descent(ETA)
+    refs = []
+    for _ in range(5):
+        cb = lambda: None  # noqa: E731  (a new function object every time)
+        refs.append(weakref.ref(cb))
+        fx.train(loss, ps, LIST, opt, cb=cb)
+        del cb
+    fx.train(loss, ps, LIST, opt, cb=lambda: None)  # the last-call cache moves on
+    gc.collect()
+    assert all(r() is None for r in refs)
+    for _ in range(cache.MAX_PLANS + 5):  # many models: the plan cache stays bounded
+        mm = model()
+        fx.train(lambda x, y, mm=mm: fx.mse(mm(x), y), fx.params(mm), LIST[:1], fx.Descent(ETA))
+    assert len(cache.PLANS) <= cache.MAX_PLANS
+
+
+@pytest.mark.parametrize("kind", ["list", "loader"])
+def test_the_fusion_policy_measures_and_its_choice_changes_nothing(kind, monkeypatch):
+    """A long span measures fused against single steps once per plan and data kind; force
+    either outcome (a fake timer) and the run is the same."""
+    from fluxjax.engine import policy
+
+    results = {}
+    for favour_fused in (True, False):
+        calls = []
+
+        def fake_timed(plan, run, favour_fused=favour_fused, calls=calls):
+            calls.append(run)
+            run(policy.M)
+            return (1.0 if favour_fused else 0.5) if len(calls) == 1 else 0.75
+
+        monkeypatch.setattr(policy, "_timed", fake_timed)
+        m = model()
+        data = LIST if kind == "list" else loader()
+        h = fx.train(
+            lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.01), epochs=20
+        )
+        plan = next(p for p in fx.engine.cache.PLANS.values() if p.entries[0].slots[0].owner is m)
+        assert len(calls) == 2 and plan.fuse == {kind: favour_fused}
+        results[favour_fused] = (h.losses, wb(m))
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-6)
+    np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-6)

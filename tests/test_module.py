@@ -116,8 +116,19 @@ def test_f64_in_a_fresh_process():
 def test_gpu_and_cpu_copy_the_model():
     m = fx.Dense(1, 1)
     c = fx.cpu(m)
+    assert c is not m and c.weight is not m.weight
     np.testing.assert_array_equal(c.weight, m.weight)
-    assert fx.gpu(m).weight.shape == (1, 1)
+    assert {d.platform for d in c.weight.devices()} == {"cpu"}
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    g = fx.gpu(m)
+    if gpus:  # a copy on the first GPU, the same values
+        assert g is not m and g.weight.devices() == {gpus[0]}
+        np.testing.assert_array_equal(np.asarray(g.weight), np.asarray(m.weight))
+    else:  # documented: without a GPU the model comes back unchanged
+        assert g is m
 
 
 def test_trainable_naming_a_missing_attribute_is_an_error():

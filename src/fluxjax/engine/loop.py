@@ -102,6 +102,10 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
+    if type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress:
+        hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
+        if hist is not None:
+            return hist
     epochs = _count("epochs", epochs, 0)
     if steps_per_call is not None:
         steps_per_call = _count("steps_per_call", steps_per_call, 1)
@@ -142,6 +146,62 @@ def train(
         if sched.active:
             sched.finish(run.done)
     return hist
+
+
+def _one_step(
+    loss: Any, target: Any, batch: Any, opt: Any, cb: Any, steps_per_call: Any
+) -> TrainHistory | None:
+    """The tutorial's loop, ``train`` once per epoch on one batch, when nothing changed
+    since the last call (the same plan, owning its state, the very same batch arrays): the
+    same steps as ``Run`` takes for one step, without building it. None: take the general
+    path."""
+    if steps_per_call is not None or type(batch) is not tuple:
+        return None
+    plan = cache.find(loss, target, opt)
+    if plan.eager or plan.empty or not plan.owns_state():
+        return None
+    if not _same_batch(batch, plan.last_batch):
+        return None
+    sched = _schedule(cb, None) if cb is not None else None
+    start = plan.steps_done
+    hist = TrainHistory()
+    tv, ov = plan.inputs()
+    l = plan.finish(plan.step(tv, ov, plan.bufs, plan.halt, batch), 1)
+    hist._add(l, 1, 1)
+    try:
+        if sched is not None:
+            _one_step_callbacks(plan, sched, hist, l)
+        # one lagged check covers this call and the earlier ones (failures are sticky)
+        plan.check(False, start)
+    except FloatingPointError as e:
+        e.history = hist  # type: ignore[attr-defined]
+        raise
+    return hist
+
+
+def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any) -> None:
+    eta = plan.callback_eta
+
+    def context() -> StepContext:
+        return StepContext(1, 1, l, eta() if callable(eta) else eta, 0)
+
+    if not sched.scheduled:  # plain callbacks only: Flux's loop, nothing to schedule
+        stopped, ctx = sched.fire(1, context, None)
+        if ctx is not None and ctx.metrics:
+            hist._record(1, ctx.metrics)
+        return
+    sps = getattr(plan, "sps", None)
+    try:
+        sched.start(sps)
+        stopped = False
+        if sched.is_due(1):
+            stopped, ctx = sched.fire(1, context, sps)
+            if ctx is not None and ctx.metrics:
+                hist._record(1, ctx.metrics)
+        if sched.ends:
+            sched.at_end(1, context, sps)
+    finally:
+        sched.finish(1)
 
 
 def _warn_captured(plan: Plan, loss: Any) -> None:
@@ -274,8 +334,8 @@ class Run:
         except StopException:
             raise _Stopped from None
         l = plan.finish(out, 1)
-        if not self.compile or plan.eager:
-            plan.check(True, self.call_start)
+        # eagerly: at once; compiled: every LAG calls, which also bounds the work in flight
+        plan.check(not self.compile or plan.eager, self.call_start)
         return l
 
     def _empty(self, batch: Any) -> Any:

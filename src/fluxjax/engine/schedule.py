@@ -57,6 +57,7 @@ class Schedule:
                 )
         self.every = steps_per_call or 1
         self.plain = any(kind != "sched" for _, kind in self.entries)
+        self.scheduled = any(kind == "sched" for _, kind in self.entries)
         self.due = [0] * len(self.entries)
         self.last: dict[int, int] = {}
         self.active = bool(self.entries)
@@ -68,7 +69,10 @@ class Schedule:
         )
 
     def fresh(self) -> Schedule:
-        """A copy for a new call: the same parsed callbacks, its own due steps."""
+        """A copy for a new call: the same parsed callbacks, its own due steps (plain
+        callbacks only keep no per-call state: then the same object)."""
+        if not self.scheduled:
+            return self
         new = object.__new__(Schedule)
         new.__dict__.update(self.__dict__)
         new.due = [0] * len(self.entries)

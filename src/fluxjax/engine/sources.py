@@ -148,7 +148,8 @@ class Loader:
         self.ntail = ld.nobs % ld.batchsize if ld.partial else 0
         self.per = self.nfull + (self.ntail > 0)
         self.total = self.per * n_epochs
-        self.e_cap = _pow2(max(1, min(CHUNK // max(self.per, 1), n_epochs)))
+        # epochs per fused call: fixed per loader shape, so any `epochs` reuses one compilation
+        self.e_cap = _pow2(max(1, CHUNK // max(self.per, 1)))
         self.epoch, self.cur = -1, None
         self.in_order = not self.loader.shuffle
         return self
