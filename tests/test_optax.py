@@ -73,6 +73,11 @@ def test_implicit_state_carries_over_between_train_calls():
     for _ in range(4):  # the tutorial's loop: one train call per epoch, the same optimiser
         fx.train(loss, fx.params(m), BATCHES, tx)
     close(m, optax_loop(optax.adam(0.05), BATCHES, 4))
+    # the tutorial's exact loop: one batch per call (train's one-step fast path)
+    tx, m = optax.adam(0.05), model()
+    for _ in range(3):
+        fx.train(loss, fx.params(m), BATCHES[:1], tx)
+    close(m, optax_loop(optax.adam(0.05), BATCHES[:1], 3))
 
 
 def test_explicit_mode_setup_and_update_take_optax():

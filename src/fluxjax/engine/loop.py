@@ -102,6 +102,7 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
+    opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
     if type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress:
         hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
         if hist is not None:
@@ -122,7 +123,6 @@ def train(
         )
     if isinstance(target, tuple) and not target:
         target = Params()  # Flux's train!(loss, (), data, opt): nothing to train
-    opt = as_rule(opt)  # an optax transformation works as a rule
     plan = cache.find(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
