@@ -132,3 +132,28 @@ def test_no_tracer_leaks_when_the_function_raises():
     with pytest.raises(RuntimeError, match="boom"):
         fx.gradient(bad, fx.params(m))
     assert m.weight is before and not isinstance(m.weight, jax.core.Tracer)
+
+
+def test_complex_gradients_follow_zygote(x64):
+    """For a real loss of z = x + iy, Zygote's gradient is ∂L/∂x + i·∂L/∂y (Flux#1776)."""
+    z0 = np.array([0.3 - 1.2j, 2.0 + 0.5j])
+    c = np.array([1.5 + 0.5j, -0.7 + 2.0j])
+
+    def loss(z):
+        return jnp.sum(jnp.abs(c * z - 1.0) ** 2) + jnp.sum(jnp.real(z) ** 3)
+
+    def on_parts(v):  # the loss of the real vector (x, y)
+        return loss(v[:2] + 1j * v[2:])
+
+    fd = finite_difference(on_parts, np.concatenate([z0.real, z0.imag]))
+    expected = fd[:2] + 1j * fd[2:]
+    np.testing.assert_allclose(fx.gradient(loss, jnp.asarray(z0))[0], expected, rtol=1e-7)
+    m = fx.Dense(jnp.asarray(z0.reshape(1, 2)), False)
+    gs = fx.gradient(lambda: loss(m.weight[0]), fx.params(m))
+    np.testing.assert_allclose(gs[m.weight][0], expected, rtol=1e-7)
+    _, back = fx.pullback(loss, jnp.asarray(z0))
+    np.testing.assert_allclose(back(1.0)[0], expected, rtol=1e-7)
+    # a holomorphic map: Zygote's pullback of y = c·z gives conj(c)·ȳ
+    _, back = fx.pullback(lambda z: c * z, jnp.asarray(z0))
+    ybar = np.array([1.0 - 2.0j, 0.5j])
+    np.testing.assert_allclose(back(jnp.asarray(ybar))[0], np.conj(c) * ybar, rtol=1e-12)

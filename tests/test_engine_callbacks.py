@@ -305,7 +305,8 @@ def test_empty_params_run_the_loss_each_step_like_flux():
         i["n"] += 1
         return 0.0
 
-    fx.train(counting, fx.params(), itertools.repeat((), 10), fx.Descent())
+    with pytest.warns(UserWarning, match="nothing to train"):  # empty Params: a warning
+        fx.train(counting, fx.params(), itertools.repeat((), 10), fx.Descent())
     assert i["n"] == 8
 
 

@@ -6,12 +6,14 @@
 Chain(Dense(1 => 4, sigmoid), Dense(4 => 1))  # 13 parameters
 """
 
-from . import datasets, lab, losses, plots, rng  # noqa: F401, I001
+from . import datasets, distributed, lab, losses, plots, rng  # noqa: F401, I001
 from .activations import *  # noqa: F403
 from .autodiff import *  # noqa: F403
 from .callbacks import *  # noqa: F403
+from .checkpoint import *  # noqa: F403
 from .data import *  # noqa: F403
 from .init import *  # noqa: F403
+from .io import *  # noqa: F403
 from .layers import *  # noqa: F403
 from .loggers import *  # noqa: F403
 from .losses import *  # noqa: F403

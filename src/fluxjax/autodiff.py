@@ -21,6 +21,10 @@ and an attribute), not arrays. ``gradient`` binds traced values into the slots, 
 function, and restores the old arrays in a ``finally`` — no tracer is left in a module even
 when your function raises.
 
+Complex parameters get Zygote's gradient: for a real loss of ``z = x + iy`` it is
+``∂L/∂x + i·∂L/∂y`` (the conjugate of what ``jax.grad`` returns), so ``z - η·g`` descends,
+as in Flux (see ``zygote_grads``).
+
 Gradients of arrays the function does not use are **zeros** (JAX's convention), never
 ``None``; ``update`` and ``train`` therefore still advance the optimiser state of such
 arrays (Zygote returns ``nothing`` and Flux skips them).
@@ -183,13 +187,16 @@ def _shape(x: Any) -> Any:
     return tuple(getattr(x, "shape", ())) or type(x).__name__
 
 
-def _entries_of(x: Any) -> list[Param]:
+def _entries_of(x: Any, seen: frozenset[int] = frozenset()) -> list[Param]:
     if isinstance(x, Params):
         return list(x.entries)
     if isinstance(x, Module):
         return _group(walk(x, trainable_only=True))
     if isinstance(x, list | tuple):
-        return [p for v in x for p in _entries_of(v)]
+        if id(x) in seen:  # a list that contains itself: its contents are already here
+            return []
+        inner = seen | {id(x)}
+        return [p for v in x for p in _entries_of(v, inner)]
     if is_array(x):
         slots = [
             Slot(owner, path)
@@ -307,6 +314,20 @@ class Grads:
         return f"Grads({len(self)} arrays)"
 
 
+def zygote_grads(grads: Any) -> Any:
+    """Gradients in Zygote's convention for complex numbers: for a real loss ``L`` of a
+    complex ``z = x + iy``, Zygote gives ``∂L/∂x + i·∂L/∂y`` (so ``x - η·g`` goes downhill),
+    JAX's ``grad`` the conjugate. This conjugates every complex leaf of ``grads`` (a tree,
+    a list, ``Grads`` contents); real leaves pass through unchanged. Flux#1776.
+
+    >>> import jax, jax.numpy as jnp
+    >>> z = jnp.array([1.0 + 2.0j])
+    >>> zygote_grads(jax.grad(lambda z: jnp.sum(jnp.abs(z) ** 2))(z))  # 2z, as Zygote
+    Array([2.+4.j], dtype=complex64)
+    """
+    return jax.tree_util.tree_map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, grads)
+
+
 # -- binding: the one place that puts traced values into modules ------------------------
 def bind_call(entries: list[Param], values: list[Any], f: Callable[[], Any]) -> Any:
     """Call ``f()`` with ``values`` bound into the slots of ``entries``; always restore."""
@@ -339,6 +360,18 @@ def _check_scalar(y: Any, fname: str) -> None:
         )
 
 
+def _check_inexact(args: tuple[Any, ...]) -> None:
+    """Refuse an integer or boolean array argument: its gradient would be a ``float0``
+    (void) array, not numbers (arrays inside a module may be integers: counters, keys)."""
+    for i, a in enumerate(args):
+        if is_array(a) and not jnp.issubdtype(a.dtype, jnp.inexact):
+            raise TypeError(
+                f"gradient: argument {i + 1} is an integer array ({a.dtype}, shape "
+                f"{tuple(a.shape)}), which has no gradient; convert it to float first: "
+                "jnp.asarray(x, jnp.float32)."
+            )
+
+
 class WithGradient(NamedTuple):
     """``(val, grad)`` as returned by ``withgradient``."""
 
@@ -357,7 +390,7 @@ def _implicit(f: Callable[[], Any], ps: Params, fname: str) -> tuple[Any, Grads]
         return y0, y
 
     (_, y), gs = jax.value_and_grad(pure, has_aux=True)(values)
-    return y, Grads(ps, gs)
+    return y, Grads(ps, zygote_grads(gs))
 
 
 def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> WithGradient:
@@ -389,9 +422,10 @@ def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Wi
         _check_scalar(y0, "gradient")
         return y0, y
 
+    _check_inexact(args)
     argnums = tuple(range(len(args)))
     (_, y), gs = jax.value_and_grad(pure, argnums=argnums, has_aux=True, allow_int=True)(*args)
-    return WithGradient(y, gs)
+    return WithGradient(y, zygote_grads(gs))
 
 
 def gradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Any:
@@ -433,7 +467,8 @@ def _forward_implicit(f: Callable[[], Any], ps: Params) -> tuple[Any, Grads]:
 
 def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], Any]]:
     """``(y, back)`` where ``back(ȳ)`` returns the tuple of argument gradients (or ``Grads``
-    for ``pullback(f, ps)``); ``ȳ`` has the shape of ``y``.
+    for ``pullback(f, ps)``); ``ȳ`` has the shape of ``y``. For complex values ``back``
+    follows Zygote (``conj ∘ vjp ∘ conj`` of JAX's), as ``gradient`` does.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> y, back = fx.pullback(lambda x: 2 * x, jnp.array([1.0, 2.0]))
@@ -444,9 +479,9 @@ def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], An
         ps = args[0]
         entries = ps.entries
         y, vjp = jax.vjp(lambda vals: bind_call(entries, vals, f), [p.get() for p in entries])
-        return y, lambda dy: Grads(ps, vjp(dy)[0])
+        return y, lambda dy: Grads(ps, zygote_grads(vjp(zygote_grads(dy))[0]))
     y, vjp = jax.vjp(f, *args)
-    return y, lambda dy: tuple(vjp(dy))
+    return y, lambda dy: tuple(zygote_grads(vjp(zygote_grads(dy))))
 
 
 def _matrix(j: Any, y_shape: tuple[int, ...], x: Any) -> Any:

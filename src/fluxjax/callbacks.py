@@ -114,7 +114,7 @@ class Scheduled:
     True
     """
 
-    steps_taken: int = 0
+    steps_taken: int | None = None
     at_end: bool = False  # True: also called after a run's last step, if not already
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
@@ -260,7 +260,7 @@ class _Throttled(Scheduled):
         ended; after a call of several steps, run a pending one now (the run is over). A
         one-step call (the per-epoch loop) leaves it for the next call, as Flux's timer
         would run it only once the window ends."""
-        if self.steps_taken > 1:
+        if (self.steps_taken or 0) > 1:
             self.flush()
         else:
             self._observe(self._clock())
@@ -345,7 +345,37 @@ def patience(predicate: Callable[..., Any], wait: int) -> Callable[..., bool]:
         count = count + 1 if predicate(*args, **kwargs) else 0
         return count >= wait
 
+    def loadstate(state: dict[str, Any]) -> None:
+        nonlocal count
+        count = int(state["count"])
+
+    # a checkpoint saves and restores where the trigger stands (fx.Checkpointer(track=...))
+    on_trigger.state = lambda: {"count": count}  # type: ignore[attr-defined]
+    on_trigger.loadstate = loadstate  # type: ignore[attr-defined]
     return on_trigger
+
+
+def _with_state(trig: Any, name: str, get: Callable[[], Any], put: Callable[[Any], None]) -> Any:
+    """Add the closure value ``name`` to a ``patience`` trigger's ``state()``/``loadstate``."""
+    inner_state, inner_load = trig.state, trig.loadstate
+
+    def loadstate(state: dict[str, Any]) -> None:
+        put(state[name])
+        inner_load(state)
+
+    trig.state = lambda: {**inner_state(), name: _plain(get())}
+    trig.loadstate = loadstate
+    return trig
+
+
+def _plain(v: Any) -> Any:
+    """A score as a JSON value (a device or NumPy scalar becomes a float)."""
+    if isinstance(v, int | float | str) or v is None:
+        return v
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
 
 
 def _minus(best: Any, score: Any) -> Any:
@@ -420,7 +450,11 @@ def early_stopping(
             best = score
         return bool(d < min_dist)
 
-    return patience(trigger, delay)
+    def put(v: Any) -> None:
+        nonlocal best
+        best = v
+
+    return _with_state(patience(trigger, delay), "best", lambda: best, put)
 
 
 def plateau(
@@ -456,7 +490,11 @@ def plateau(
         last = score
         return bool(d < min_dist)
 
-    return patience(is_plateau, width)
+    def put(v: Any) -> None:
+        nonlocal last
+        last = v
+
+    return _with_state(patience(is_plateau, width), "last", lambda: last, put)
 
 
 # ---- the step context and History -----------------------------------------------------------

@@ -62,7 +62,10 @@ def _as_array(x: Any, path: str) -> Any:
         x = np.array(x)  # a private copy: later in-place edits of the user's array don't leak in
         x.flags.writeable = False
     elif isinstance(x, range | list):
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except ValueError:  # NumPy >= 1.24 refuses ragged lists outright
+            x = np.empty(0, dtype=object)
         if x.dtype == object:
             raise TypeError(f"{path} is a ragged list; pass an array, a tuple or a dict of arrays")
     elif not isinstance(x, jax.Array):
@@ -138,6 +141,11 @@ def getobs(data: Any, idx: Any) -> Any:
 
 
 def _check_batchsize(batchsize: Any) -> int:
+    if isinstance(batchsize, np.ndarray | jax.Array | list | tuple):
+        raise TypeError(
+            "DataLoader got an array where the batch size goes: pass the arrays as one tuple, "
+            "DataLoader((x, y), batchsize=32), not DataLoader(x, y)."
+        )
     if not isinstance(batchsize, int | np.integer) or isinstance(batchsize, bool):
         raise ValueError(
             f"batchsize must be a positive int, got {batchsize!r} "
@@ -182,6 +190,12 @@ class DataLoader:
     - ``rng``: where shuffling draws from: a ``numpy.random.Generator``, an int seed (the same
       seed gives the same sequence of epochs), or ``None`` for the global stream that
       ``fx.seed(n)`` resets.
+    - ``shard``: ``(index, count)`` for a multi-process run: each batch is the ``index``-th
+      of ``count`` equal parts of the batch an unsharded loader would give, so the
+      ``count`` processes together read every batch once and the global batch is their
+      parts in process order (``batchsize`` is the global batch size; ``count`` must divide
+      it and a short last batch, and ``shuffle=True`` needs the same ``rng`` seed in every
+      process). Only that part is read from ``np.memmap`` data.
     - ``collate``: ``None`` slices batches out of the arrays (same container as ``data``, the
       observation axis kept even for a batch of 1); a function is called with the list of the
       batch's single observations and its result is the batch (``collate=list`` gives that list).
@@ -206,6 +220,11 @@ class DataLoader:
     >>> len(list(fx.ncycle(loader, 4)))
     16
 
+    Process 1 of 2 reads the second half of every batch:
+
+    >>> [b.tolist() for b in fx.DataLoader(np.arange(1, 11), batchsize=4, shard=(1, 2))]
+    [[3, 4], [7, 8], [10]]
+
     **Fusing epochs (advanced).** A training loop that gathers batches itself, for example
     inside one compiled ``lax.scan``, reads ``loader.data``, ``loader.nobs``,
     ``loader.batchsize``, ``loader.partial``, ``loader.shuffle`` and ``loader.collate`` and
@@ -223,6 +242,7 @@ class DataLoader:
         partial: bool = True,
         rng: np.random.Generator | int | None = None,
         collate: Callable[[list[Any]], Any] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         batchsize, rng = _check_batchsize(batchsize), _check_rng(rng)
         for name, flag in (("shuffle", shuffle), ("partial", partial)):
@@ -247,6 +267,11 @@ class DataLoader:
             batchsize = self._nobs
         self._batchsize, self._shuffle, self._partial = batchsize, bool(shuffle), bool(partial)
         self._rng, self._collate = rng, collate
+        # the cursor (see state()): completed epochs, the order of the epoch in progress and
+        # how many of its batches were taken; `_resume` when the next epoch continues it
+        self._epoch, self._cur, self._pos, self._resume = 0, None, 0, False
+        self._iters, self._drawn = 0, None
+        self._shard = _check_shard(shard, self)
 
     data = property(lambda self: self._data, doc="The container of arrays batches come from.")
     nobs = property(lambda self: self._nobs, doc="The number of observations ``n``.")
@@ -255,10 +280,35 @@ class DataLoader:
     partial = property(lambda self: self._partial, doc="Whether the short last batch is kept.")
     rng = property(lambda self: self._rng, doc="The Generator shuffling draws from (or None).")
     collate = property(lambda self: self._collate, doc="The collate function, or None.")
+    shard = property(lambda self: self._shard, doc="``(index, count)`` of a sharded loader.")
+
+    epoch = property(lambda self: self._epoch, doc="Epochs completed (last batch taken).")
+
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch that the next iteration skips: nonzero only after
+        ``loadstate`` of a state saved mid-epoch (a fused training loop must then run the
+        rest of that epoch, ``len(self) - position`` batches, before whole epochs)."""
+        return self._pos if self._resume else 0
 
     def __len__(self) -> int:
         n, bs = self._nobs, self._batchsize
         return -(-n // bs) if self._partial else n // bs
+
+    def _begin(self) -> tuple[np.ndarray, int]:
+        """The order of the epoch starting now and the batch it starts at (0, or where a
+        restored state left off)."""
+        if self._resume and self._cur is not None:
+            self._resume = False
+            return self._cur, self._pos
+        self._resume = False
+        self._cur, self._pos = self._order(), 0
+        return self._cur, 0
+
+    def _advance(self, k: int) -> None:
+        self._pos += k
+        if self._pos >= len(self):
+            self._epoch, self._cur, self._pos = self._epoch + 1, None, 0
 
     def _order(self) -> np.ndarray:
         if not self._shuffle:
@@ -278,10 +328,39 @@ class DataLoader:
         >>> full.tolist(), tail.tolist()
         ([[0, 1, 2], [3, 4, 5], [6, 7, 8]], [9])
         """
-        order, bs = self._order(), self._batchsize
+        self._iters += 1  # an iteration in progress no longer moves the cursor
+        epoch = self._epoch
+        order, start = self._begin()
+        self._drawn = (order, epoch)
+        self._advance(len(self) - start)
+        bs = self._batchsize
         nfull = self._nobs // bs
         tail = order[nfull * bs :] if self._partial else order[:0]
-        return order[: nfull * bs].reshape(nfull, bs), tail
+        full = order[min(start, nfull) * bs : nfull * bs].reshape(-1, bs)
+        if self._shard is not None:  # this process's part of every batch
+            i, n = self._shard
+            full = full[:, i * bs // n : (i + 1) * bs // n]
+            tail = tail[i * len(tail) // n : (i + 1) * len(tail) // n]
+        return full, tail
+
+    def seek(self, position: int) -> None:
+        """For a fused training loop: of the epoch last returned by ``epoch_indices()``,
+        only ``position`` batches (counted from the epoch's start) have been trained so far.
+        Call it before firing callbacks mid-epoch, so that a checkpoint saves the right
+        place; ``position == len(self)`` marks the epoch done again.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> loader = fx.DataLoader(np.arange(10), batchsize=3)
+        >>> _ = loader.epoch_indices(); loader.seek(1); loader.epoch, loader.state()["position"]
+        (0, 1)
+        """
+        if self._drawn is None or not 0 <= position <= len(self):
+            raise ValueError(
+                f"seek({position!r}): call epoch_indices() first, and pass 0..{len(self)}"
+            )
+        order, epoch = self._drawn
+        self._epoch, self._cur, self._pos, self._resume = epoch, order, 0, False
+        self._advance(position)
 
     def batch_indices(self) -> list[np.ndarray]:
         """The observation indices of each batch of the next epoch, as a list of arrays.
@@ -295,6 +374,16 @@ class DataLoader:
         """
         full, tail = self.epoch_indices()
         return [*full, tail] if tail.size else list(full)
+
+    def _remaining(self) -> list[np.ndarray]:
+        """The batches of the epoch starting now (the rest of a restored one), cursor kept."""
+        order, start = self._begin()
+        bs, n = self._batchsize, len(self)
+        batches = [order[i * bs : (i + 1) * bs] for i in range(start, n)]
+        if self._shard is not None:  # this process's part of every batch
+            i, k = self._shard
+            batches = [b[i * len(b) // k : (i + 1) * len(b) // k] for b in batches]
+        return batches
 
     def getbatch(self, idx: Any) -> Any:
         """The batch of observations ``idx`` (what iteration yields for those indices).
@@ -310,14 +399,75 @@ class DataLoader:
         return self._collate([getobs(self._data, int(i)) for i in idx])
 
     def __iter__(self) -> Iterator[Any]:
-        batches = self.batch_indices()  # drawn now, when iteration starts (Flux: at i == 0)
-        return (self.getbatch(idx) for idx in batches)
+        self._iters += 1
+        batches = self._remaining()  # drawn now, when iteration starts (Flux: at i == 0)
+        return self._walk(batches, self._iters)
+
+    def _walk(self, batches: list[np.ndarray], me: int) -> Iterator[Any]:
+        for idx in batches:
+            batch = self.getbatch(idx)
+            if me == self._iters:  # only the newest iteration moves the cursor
+                self._advance(1)
+            yield batch
+
+    # ---- saving and restoring the position -----------------------------------------------
+    def _generator(self) -> np.random.Generator:
+        return host_rng() if self._rng is None else self._rng
+
+    def state(self) -> dict[str, Any]:
+        """Where the loader is: completed ``epoch``s, the ``order`` of the epoch in progress
+        and the ``position`` (batches of it taken), and the state of the generator shuffling
+        draws from (the global stream's when ``rng=None``). ``loadstate`` restores it, so
+        the batches that follow are exactly those that would have followed.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> loader = fx.DataLoader(np.arange(6), batchsize=2, shuffle=True, rng=0)
+        >>> it = iter(loader); first = next(it)
+        >>> saved = loader.state()
+        >>> rest = [b.tolist() for b in it] + [b.tolist() for b in loader]
+        >>> again = fx.DataLoader(np.arange(6), batchsize=2, shuffle=True, rng=9)
+        >>> again.loadstate(saved); again.position
+        1
+        >>> [b.tolist() for b in again] + [b.tolist() for b in again] == rest
+        True
+        """
+        return {
+            "nobs": self._nobs,
+            "batchsize": self._batchsize,
+            "shuffle": self._shuffle,
+            "partial": self._partial,
+            "epoch": self._epoch,
+            "position": self._pos if self._cur is not None else 0,
+            "order": None if self._cur is None else np.array(self._cur, np.int64),
+            "rng": "global" if self._rng is None else "own",
+            "rng_state": self._generator().bit_generator.state,
+        }
+
+    def loadstate(self, state: dict[str, Any]) -> None:
+        """Restore a ``state()``: the next iteration continues the saved epoch where it
+        stopped (only its remaining batches), later ones shuffle as they would have.
+        The loader must have the same ``nobs``, ``batchsize``, ``shuffle`` and ``partial``
+        (checked: a mismatch names each field)."""
+        _check_loader_state(self, state)
+        gen = self._generator()
+        try:
+            gen.bit_generator.state = state["rng_state"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise ValueError(
+                f"loadstate: the saved random state does not fit this loader's generator "
+                f"({type(gen.bit_generator).__name__}): {e}"
+            ) from None
+        order, pos = state["order"], int(state["position"])
+        self._epoch, self._iters = int(state["epoch"]), self._iters + 1
+        self._cur = None if order is None else np.asarray(order, np.int64)
+        self._pos, self._resume = (pos, True) if self._cur is not None else (0, False)
 
     def _args(self) -> str:
         collate = "" if self._collate is None else f", collate={_name(self._collate)}"
+        shard = "" if self._shard is None else f", shard={self._shard}"
         return (
             f"{_describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
-            f"shuffle={self._shuffle}, partial={self._partial}{collate}"
+            f"shuffle={self._shuffle}, partial={self._partial}{collate}{shard}"
         )
 
     def __repr__(self) -> str:
@@ -325,8 +475,58 @@ class DataLoader:
         return f"DataLoader({self._args()})  # {n} batch{'es' * (n != 1)}"
 
 
+def _check_shard(shard: Any, loader: DataLoader) -> tuple[int, int] | None:
+    """``shard=(index, count)`` checked: every batch must split into ``count`` equal parts."""
+    if shard is None:
+        return None
+    ok = isinstance(shard, tuple) and len(shard) == 2
+    if not ok or not all(isinstance(v, int | np.integer) for v in shard):
+        raise TypeError(
+            f"shard must be (index, count), e.g. shard=(jax.process_index(), "
+            f"jax.process_count()), got {shard!r}"
+        )
+    i, n = int(shard[0]), int(shard[1])
+    if not 0 <= i < n:
+        raise ValueError(f"shard=({i}, {n}): the index must be in 0..{n - 1}")
+    bs, tail = loader.batchsize, loader.nobs % loader.batchsize if loader.partial else 0
+    if bs % n or tail % n:
+        size = bs if bs % n else tail
+        raise ValueError(
+            f"shard=({i}, {n}): a batch of {size} observations cannot be split into {n} equal "
+            f"parts (batchsize={bs}, nobs={loader.nobs}); use a batchsize divisible by {n}"
+            f"{', and partial=False to drop the short last batch' if tail % n else ''}"
+        )
+    if loader.shuffle and loader.rng is None:
+        raise ValueError(
+            f"shard=({i}, {n}) with shuffle=True needs rng= the same seed in every process "
+            "(e.g. rng=0), so that all processes draw the same permutation"
+        )
+    return i, n
+
+
 def _name(f: Any) -> str:
     return getattr(f, "__qualname__", None) or repr(f)
+
+
+def _check_loader_state(loader: DataLoader, state: Any) -> None:
+    """Raise naming every field where a saved loader state does not fit ``loader``."""
+    keys = ("nobs", "batchsize", "shuffle", "partial", "epoch", "position", "order", "rng_state")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise TypeError(
+            f"loadstate: expected the dict from DataLoader.state(), got {type(state).__name__}"
+        )
+    now = {"nobs": loader.nobs, "batchsize": loader.batchsize}
+    now.update(shuffle=loader.shuffle, partial=loader.partial)
+    diff = [f"{k}={state[k]!r} saved vs {v!r} here" for k, v in now.items() if state[k] != v]
+    if diff:
+        raise ValueError(
+            "loadstate: the saved DataLoader does not match this one: "
+            + "; ".join(diff)
+            + ". Build the loader with the same data and arguments as the saved run."
+        )
+    order = state["order"]
+    if order is not None and (len(order) != loader.nobs or int(state["position"]) >= len(loader)):
+        raise ValueError("loadstate: the saved epoch order does not fit this loader.")
 
 
 def _normalise(data: Any) -> Any:

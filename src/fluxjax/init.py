@@ -131,7 +131,10 @@ def _initialiser(bare: str = "partial") -> Callable:
                 key, args = args[0], args[1:]
             if not args and (bare == "partial" or key is not None or kw):
                 return _partial(init, key, kw)
-            return core(_dims(core.__name__, args), key, **kw)
+            dims = _dims(core.__name__, args)
+            if 0 in dims:  # no elements, nothing to draw (and no fan to divide by), as Flux
+                return jnp.zeros(dims, _F32)
+            return core(dims, key, **kw)
 
         params = list(inspect.signature(core).parameters.values())[2:]
         init.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

@@ -23,8 +23,11 @@ True
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +61,40 @@ Agg = Callable[[Array], Array]
 
 
 def _agg(agg: Agg) -> Agg:
+    if not callable(agg):
+        raise TypeError(
+            f"agg must be a function applied to the per-sample losses, got {agg!r}; pass "
+            "e.g. agg=sum or agg=jnp.mean (PyTorch's reduction='sum' is agg=sum)."
+        )
     return jnp.sum if agg is sum else agg  # the builtin would sum over the first axis only
+
+
+_FOREIGN = {
+    "reduction": "fluxjax losses reduce with agg= (Flux's name): reduction='sum' is agg=sum, "
+    "'mean' agg=jnp.mean (the default), 'none' agg=fx.identity",
+    "dims": "the class axis is axis= here, and the last one by default (Flux's dims=1 is "
+    "axis=-1, because observations go along the first axis)",
+    "size_average": "use agg=jnp.mean or agg=sum",
+}
+
+
+def _friendly(f: Callable[..., Array]) -> Callable[..., Array]:
+    """Turn another library's keyword (PyTorch's ``reduction``, Flux's ``dims``) into an
+    error naming fluxjax's own, instead of Python's bare "unexpected keyword argument"."""
+
+    @functools.wraps(f)
+    def loss(*args: Any, **kwargs: Any) -> Array:
+        for k in kwargs:
+            if k in _FOREIGN and k not in _params(f):
+                raise TypeError(f"{f.__name__}() takes no {k}=: {_FOREIGN[k]}.")
+        return f(*args, **kwargs)
+
+    return loss
+
+
+@functools.cache
+def _params(f: Callable[..., Any]) -> tuple[str, ...]:
+    return tuple(inspect.signature(f).parameters)
 
 
 def _prep(name: str, yhat: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
@@ -68,9 +104,24 @@ def _prep(name: str, yhat: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
         raise ValueError(
             f"{name} expects yhat and y of the same shape, got yhat.shape = {yhat.shape} and "
             f"y.shape = {jnp.shape(y)}; reshape one of them (broadcasting is refused because "
-            "it silently gives a wrong loss)"
+            "it silently gives a wrong loss)" + _indices_hint(yhat, y)
         )
+    if jnp.iscomplexobj(y) and not jnp.iscomplexobj(yhat):  # never drop an imaginary part
+        yhat = yhat.astype(jnp.result_type(yhat, y))
     return yhat, jnp.asarray(y, yhat.dtype)
+
+
+def _abs2(x: Array) -> Array:
+    """``|x|²``, real also for complex ``x`` (Julia's ``abs2``)."""
+    return jnp.real(x * jnp.conj(x)) if jnp.iscomplexobj(x) else x * x
+
+
+def _indices_hint(yhat: Array, y: Any) -> str:
+    """A hint when ``y`` looks like class indices (PyTorch's CrossEntropyLoss habit)."""
+    if jnp.ndim(y) == yhat.ndim - 1 and jnp.issubdtype(jnp.result_type(y), jnp.integer):
+        k = yhat.shape[-1]
+        return f". y looks like class indices: one-hot them, fx.onehotbatch(y, range({k}))"
+    return ""
 
 
 def _eps(eps: float | None, yhat: Array) -> float:
@@ -128,13 +179,15 @@ def mae(yhat: ArrayLike, y: ArrayLike, *, agg: Agg = jnp.mean) -> Array:
 
 
 def mse(yhat: ArrayLike, y: ArrayLike, *, agg: Agg = jnp.mean) -> Array:
-    """Mean squared error ``agg((ŷ - y)²)``.
+    """Mean squared error ``agg(|ŷ - y|²)``: real, also for complex values (Flux's ``abs2``).
 
     >>> float(mse(jnp.array([1.0, 2.0]), jnp.array([2.0, 4.0]), agg=sum))
     5.0
+    >>> mse(0, 1 + 1j)
+    Array(2., dtype=float32)
     """
     yhat, y = _prep("mse", yhat, y)
-    return _agg(agg)((yhat - y) ** 2)
+    return _agg(agg)(_abs2(yhat - y))
 
 
 def msle(yhat: ArrayLike, y: ArrayLike, *, agg: Agg = jnp.mean, eps: float | None = None) -> Array:
@@ -360,3 +413,7 @@ def siamese_contrastive_loss(
         raise ValueError(f"siamese_contrastive_loss needs margin >= 0, got margin = {margin}")
     yhat, y = _prep("siamese_contrastive_loss", yhat, y)
     return _agg(agg)((1 - y) * yhat**2 + y * jnp.maximum(0, margin - yhat) ** 2)
+
+
+for _name in __all__:  # every public loss refuses other libraries' keywords by name
+    globals()[_name] = _friendly(globals()[_name])

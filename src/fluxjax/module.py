@@ -295,22 +295,32 @@ Path = tuple[Any, ...]
 
 
 def walk(
-    value: Any, path: Path = (), owner: Module | None = None, *, trainable_only: bool
+    value: Any,
+    path: Path = (),
+    owner: Module | None = None,
+    *,
+    trainable_only: bool,
+    _inside: frozenset[int] = frozenset(),
 ) -> Iterator[tuple[Module, Path, Any]]:
-    """Yield ``(owner_module, path_within_owner, array)`` depth-first in attribute order."""
+    """Yield ``(owner_module, path_within_owner, array)`` depth-first in attribute order.
+
+    A container met again inside itself (a list holding itself, a module holding its
+    parent) is not entered twice: no infinite recursion on self-referential models."""
+    if id(value) in _inside:
+        return
     if isinstance(value, Module):
         items = trainable(value) if trainable_only else _attrs(value)
+        inside = _inside | {id(value)}
         for k, v in items.items():
-            yield from walk(v, (k,), value, trainable_only=trainable_only)
+            yield from walk(v, (k,), value, trainable_only=trainable_only, _inside=inside)
     elif is_array(value):
         if owner is not None:
             yield owner, path, value
-    elif type(value) in (list, tuple):
-        for i, v in enumerate(value):
-            yield from walk(v, (*path, i), owner, trainable_only=trainable_only)
-    elif type(value) is dict:
-        for k, v in value.items():
-            yield from walk(v, (*path, k), owner, trainable_only=trainable_only)
+    elif type(value) in (list, tuple, dict):
+        inside = _inside | {id(value)}
+        items = value.items() if type(value) is dict else enumerate(value)
+        for k, v in items:
+            yield from walk(v, (*path, k), owner, trainable_only=trainable_only, _inside=inside)
 
 
 def modules(value: Any, seen: set[int] | None = None) -> Iterator[Module]:

@@ -115,6 +115,12 @@ def onecold(y: ArrayLike, labels: Iterable[Any] | None = None) -> Any:
     if labels is None:
         return idx
     labels = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+    k = jnp.shape(y)[-1] if jnp.ndim(y) else 0
+    if len(labels) != k:
+        raise ValueError(
+            f"onecold: y has {k} classes on its last axis but {len(labels)} labels were "
+            f"given ({labels[:5]}{'...' if len(labels) > 5 else ''}); pass one label per class."
+        )
     if idx.ndim == 0:
         return labels[int(idx)]
     out = np.empty(len(labels), dtype=object)

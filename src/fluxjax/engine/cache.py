@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from .. import checks
 from ..autodiff import Param, Params
 from ..module import Module
 from ..optimise.base import Rule, rule_version
@@ -116,6 +117,7 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
         else:
             plan.rules_version = rule_version()
     if plan is None:
+        checks.check_target(target, opt)  # a state that fits the model, something to train
         plan = make()
         PLANS[key] = plan
         while len(PLANS) > MAX_PLANS:

@@ -66,7 +66,7 @@ def _wrap(plan: Any, tv: Any, ov: Any, bufs: Any, halt: Any, body: Callable[[Any
 
 
 def _one(plan: Any, c: Any, batch: Any) -> tuple[Any, Any]:
-    tv, ov, trees, halt, l = core(plan, *c, batch)
+    tv, ov, trees, halt, l = core(plan, *c, batch, fused=True)
     return (tv, ov, trees, halt), l.astype(jnp.float32)
 
 

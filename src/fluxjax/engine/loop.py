@@ -28,9 +28,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ..autodiff import Params
+from .. import checks, distributed
 from ..callbacks import SkipException, StepContext, StopException
 from ..optimise.optax import as_rule
 from . import cache, policy
@@ -51,13 +50,6 @@ def _warn_once(key: Any, text: str) -> None:
         warnings.warn(text, UserWarning, stacklevel=4)
 
 
-def _count(name: str, v: Any, least: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < least:
-        kind = "non-negative" if least == 0 else "positive"
-        raise ValueError(f"train: {name} must be a {kind} int, got {v!r}.")
-    return int(v)
-
-
 def train(
     loss: Callable[..., Any],
     target: Any,
@@ -69,6 +61,9 @@ def train(
     progress: bool = False,
     compile: bool = True,
     steps_per_call: int | None = None,
+    devices: Any = None,
+    mesh: Any = None,
+    shard_params: bool = False,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses (and callback metrics) as a ``TrainHistory``.
@@ -93,6 +88,11 @@ def train(
     * ``compile=False`` runs the same step eagerly (print from the loss, use a debugger).
     * ``steps_per_call=K`` (a departure from Flux, opt-in): plain callbacks run after every
       K-th step only, and the steps between run fused.
+    * ``devices=jax.devices()`` (or a count) trains data-parallel: each batch is split along
+      its first axis over the devices (its size must divide), parameters and optimiser state
+      are replicated, XLA adds the gradient all-reduce. ``mesh=`` a ``jax.sharding.Mesh``
+      with a ``"batch"`` axis instead; ``shard_params=True`` shards parameters and optimiser
+      state along their largest divisible axis (FSDP-style). See ``fx.distributed``.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), jnp.array([0.0]))
@@ -103,29 +103,23 @@ def train(
     (3.0, 500)
     """
     opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
-    if type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress:
+    one = type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress
+    if one and devices is None and mesh is None and not shard_params:
         hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
         if hist is not None:
             return hist
-    epochs = _count("epochs", epochs, 0)
+    epochs = checks.check_epochs(epochs)
     if steps_per_call is not None:
-        steps_per_call = _count("steps_per_call", steps_per_call, 1)
-    if not hasattr(data, "__iter__"):
-        raise TypeError(
-            f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
-            "[(x, y)] for all the data at each step, or fx.DataLoader((x, y), batchsize=...)."
-        )
-    if epochs > 1 and isinstance(data, Iterator):
-        raise TypeError(
-            f"train: data is an iterator ({type(data).__name__}), which can be read only "
-            f"once, but epochs={epochs}; pass a list or a DataLoader, or call train once per "
-            "epoch with a new iterator."
-        )
+        steps_per_call = checks.check_count(steps_per_call, "steps_per_call", lo=1)
+    checks.check_data(data, epochs)
+    checks.check_opt(opt)
     if isinstance(target, tuple) and not target:
-        target = Params()  # Flux's train!(loss, (), data, opt): nothing to train
+        target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
     plan = cache.find(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
+    # the plan's arrays on the devices (None: one device; arrays in place stay as they are)
+    distributed.use(plan, distributed.Placement.from_args(devices, mesh, shard_params))
     plan.check(False, plan.steps_done)
     if compile and not plan.warned_captured:
         _warn_captured(plan, loss)
@@ -140,6 +134,8 @@ def train(
     except FloatingPointError as e:
         e.history = hist  # type: ignore[attr-defined]  (the losses up to the failure)
         raise
+    except checks.TRACE_ERRORS as e:  # float()/if/np.* on a traced value: say what to do
+        raise checks.explain_trace_error(e) from None
     finally:
         if run.bar is not None:
             run.bar.close()
@@ -155,10 +151,13 @@ def _one_step(
     since the last call (the same plan, owning its state, the very same batch arrays): the
     same steps as ``Run`` takes for one step, without building it. None: take the general
     path."""
+    last = cache._LAST
+    if loss is not last[0] or target is not last[1] or opt is not last[2]:
+        return None  # a new call: the general path checks its arguments
     if steps_per_call is not None or type(batch) is not tuple:
         return None
     plan = cache.find(loss, target, opt)
-    if plan.eager or plan.empty or not plan.owns_state():
+    if plan.eager or plan.empty or not plan.owns_state() or plan.placement is not None:
         return None
     if not _same_batch(batch, plan.last_batch):
         return None
@@ -189,6 +188,7 @@ def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any)
         stopped, ctx = sched.fire(1, context, None)
         if ctx is not None and ctx.metrics:
             hist._record(1, ctx.metrics)
+        plan.reclaim()
         return
     sps = getattr(plan, "sps", None)
     try:
@@ -200,6 +200,7 @@ def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any)
                 hist._record(1, ctx.metrics)
         if sched.ends:
             sched.at_end(1, context, sps)
+        plan.reclaim()
     finally:
         sched.finish(1)
 
@@ -259,27 +260,32 @@ class Run:
         self.timing = sched.active and not sched.plain
         self.sps: float | None = getattr(plan, "sps", None)
         self.bar_time = 0.0
+        self.src: Any = None  # the in-memory data source, when there is one
 
     def go(self, data: Any, n_epochs: int) -> None:
         plan = self.plan
         self.sched.start(self.sps)
         fast = self.compile and not plan.eager and not plan.empty
-        kind = classify(data, n_epochs) if fast else None
+        kind = classify(data, n_epochs, plan.placement) if fast else None
         try:
             if kind is None:
                 self.iterate(data, n_epochs)
             else:
-                self.spans(kind.for_plan(plan, n_epochs))
+                self.src = kind.for_plan(plan, n_epochs)
+                self.spans(self.src)
         except _Stopped:
             pass
         if self.sched.ends and self.done:
             loss, ep, bi = self.last
             done, eta = self.done, self.eta
+            if self.src is not None:
+                self.src.settle(self.pos)
             self.sched.at_end(
                 done,
                 lambda: StepContext(ep, done, loss, eta() if callable(eta) else eta, bi),
                 self.sps,
             )
+            self.plan.reclaim()
 
     # -- after a step ----------------------------------------------------------------------
     def stepped(self, n: int, losses: Any, last: Any, epoch: Any, ep: int, bi: int) -> None:
@@ -300,9 +306,16 @@ class Run:
         def context() -> StepContext:
             return StepContext(ep, done, last, eta() if callable(eta) else eta, bi)
 
-        stopped, ctx = self.sched.fire(done, context, self.sps)
+        if self.src is not None:  # a DataLoader knows how far into its epoch the run is
+            self.src.settle(self.pos)
+        try:
+            stopped, ctx = self.sched.fire(done, context, self.sps)
+        finally:
+            if self.src is not None:
+                self.src.unsettle(self.pos)
         if ctx is not None and ctx.metrics:
             self.hist._record(done, ctx.metrics)
+        self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if stopped:
             raise _Stopped
 
@@ -327,6 +340,8 @@ class Run:
             sig = signature(batch)
             if sig != plan.signature:
                 _new_signature(plan, sig, bi)
+        if plan.placement is not None:  # split over the devices
+            batch = plan.placement.batch(batch)
         try:
             out = _call(plan, self.compile, tv, ov, batch)
         except SkipException:
@@ -471,7 +486,7 @@ def epochs(n: int, *, log: bool = True) -> Iterator[int]:
     Epoch 1
     Epoch 2
     """
-    n = _count("epochs(n): n", n, 0)
+    n = checks.check_epochs(n)
     for i in range(1, n + 1):
         if log:
             print(f"Epoch {i}")

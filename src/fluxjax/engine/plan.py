@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..autodiff import Param, _group
+from ..distributed import wrap
 from ..module import Module, modules, structure_version, walk
 from ..optimise.base import Rule, rule_version
 from ..optimise.interface import RulesKey, implicit_state
@@ -121,7 +122,8 @@ class Plan:
         self.eager = False
         self.fuse: dict[str, bool] = {}  # the fusion policy's measured choice, per data kind
         self.donate = _should_donate(entries)
-        self.step = jax.jit(partial(step.single, self), donate_argnums=self.donate)
+        self.placement: Any = None  # a distributed.Placement when training on several devices
+        self.step = jax.jit(self._step, donate_argnums=self.donate)
         self.compiled: dict[Any, Any] = {}
 
     def stale(self) -> bool:
@@ -151,6 +153,15 @@ class Plan:
         else:
             for lf in self.source:
                 lf.owner = self
+
+    def reclaim(self) -> None:
+        """Pack the state again if a callback read or wrote it (which gave it back to its
+        owners), keeping this call's step count and failure flag."""
+        if self.owned:
+            return
+        kept = (self.steps_done, self.pending, self.halt, self.t0)
+        self.acquire()
+        self.steps_done, self.pending, self.halt, self.t0 = kept
 
     def flush(self) -> None:
         """Unpack the live state back to the rule's store or the Leafs; give up ownership."""
@@ -186,13 +197,17 @@ class Plan:
         return None
 
     # -- compiled calls ------------------------------------------------------------------
+    def _step(self, *args: Any) -> Any:
+        """One step (what ``self.step`` compiles; ``distributed.use`` rebuilds it)."""
+        return step.single(self, *args)
+
     def fused(self, kind: str, *static: Any) -> Any:
         """The compiled fused runner ``kind`` for its static sizes (cached)."""
         key = (kind, *static)
         fn = self.compiled.get(key)
         if fn is None:
             impl = partial(fused.RUNNERS[kind], self, *static)
-            fn = jax.jit(impl, donate_argnums=self.donate)
+            fn = jax.jit(wrap(self.placement, impl), donate_argnums=self.donate)
             self.compiled[key] = fn
         return fn
 
@@ -239,6 +254,7 @@ class Plan:
             return
         _, at, reason = (int(v) for v in np.asarray(h))
         if at:
+            q.clear()  # later halts carry the same sticky failure: report it once
             self.halt = jnp.zeros((3,), jnp.int32)
             start, self.steps_done = call_start, 0
             raise failure(self, at - start, reason)

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .. import checks
 from ..callbacks import Scheduled, SkipException, StepContext, StopException, takes_context
 
 _ARITY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -46,15 +47,11 @@ class Schedule:
         cbs = [] if cb is None else list(cb) if isinstance(cb, list | tuple) else [cb]
         self.entries: list[tuple[Callable[..., Any], str]] = []
         for f in cbs:
+            checks.check_callback(f)
             if isinstance(f, Scheduled):
                 self.entries.append((f, "sched"))
-            elif callable(f):
-                self.entries.append((f, "ctx" if _takes(f) else "plain"))
             else:
-                raise TypeError(
-                    f"train: cb must be a function, an fx.Scheduled callback (fx.every, "
-                    f"fx.throttle) or a list of them; got {f!r} of type {type(f).__name__}."
-                )
+                self.entries.append((f, "ctx" if _takes(f) else "plain"))
         self.every = steps_per_call or 1
         self.plain = any(kind != "sched" for _, kind in self.entries)
         self.scheduled = any(kind == "sched" for _, kind in self.entries)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import distributed
 from ..data import DataLoader
 from ..module import is_array
 from . import policy
@@ -28,9 +29,13 @@ def signature(batch: Any) -> tuple[Any, ...]:
     return (treedef, *((np.shape(a), jnp.result_type(a)) for a in leaves))
 
 
-def classify(data: Any, n_epochs: int) -> Any:
+def classify(data: Any, n_epochs: int, placement: Any = None) -> Any:
     """A ``Stacked`` or ``Loader`` when ``data`` can run fused, else None (stream it)."""
     if isinstance(data, DataLoader):
+        if data.position:  # restored mid-epoch: the rest of that epoch comes first, singly
+            return None
+        if data.shard is not None or (placement is not None and placement.multiprocess):
+            return None  # each process's loader feeds its own part, step by step
         leaves = jax.tree_util.tree_leaves(data.data)
         if data.collate is None and leaves and all(is_array(a) for a in leaves):
             in_memory = not any(isinstance(a, np.memmap) for a in leaves)
@@ -90,13 +95,21 @@ class Stacked:
     def where(self, pos: int) -> tuple[int, int]:
         return pos // self.per + 1, pos % self.per
 
+    def settle(self, pos: int) -> None:
+        """Before callbacks run: nothing to tell a list."""
+
+    def unsettle(self, pos: int) -> None:
+        """After callbacks ran: nothing to tell a list."""
+
     def batch(self, pos: int) -> Any:
         return self.batches[pos % self.per]
 
     def _data(self) -> Any:
         if self.stacked is None:
-            b = self.batches
+            b, pl = self.batches, self.plan.placement
             self.stacked = b[0] if self.per == 1 else _stack(self.plan, b)
+            if pl is not None:  # split over the devices
+                self.stacked = pl.batch(self.stacked) if self.per == 1 else pl.stacked(self.stacked)
         return self.stacked
 
     def fused(self, run: Any, k: int) -> None:
@@ -157,6 +170,19 @@ class Loader:
     def where(self, pos: int) -> tuple[int, int]:
         return pos // self.per + 1, pos % self.per
 
+    def settle(self, pos: int) -> None:
+        """Before callbacks run: tell the loader how far into its current epoch the run is,
+        so a checkpoint saves the right place (indices are drawn a whole epoch at a time)."""
+        p = pos % self.per
+        if p:
+            self.loader.seek(p)
+
+    def unsettle(self, pos: int) -> None:
+        """After callbacks ran: the loader's current epoch is drawn whole again (the run
+        holds its indices), so the next draw is the next epoch."""
+        if pos % self.per:
+            self.loader.seek(len(self.loader))
+
     def _indices(self, e: int) -> tuple[np.ndarray, np.ndarray]:
         if self.epoch != e:
             self.cur, self.epoch = self.loader.epoch_indices(), e
@@ -169,6 +195,8 @@ class Loader:
 
     def fused(self, run: Any, k: int) -> None:
         device = _on_device(self.loader)
+        if self.plan.placement is not None:  # the data on every device
+            device = distributed.loader_data(self.plan.placement, self.loader, device)
         while k > 0:
             e, p = divmod(run.pos, self.per)
             if p == 0 and k >= self.per:

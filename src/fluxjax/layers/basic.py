@@ -58,7 +58,18 @@ class Dense(Module):
             if init is None:
                 from ..init import glorot_uniform as init
             weight = init(n_out, n_in)
+            if tuple(np.shape(weight)) != (n_out, n_in):
+                raise ValueError(
+                    f"Dense({n_in}, {n_out}): init returned an array of shape "
+                    f"{tuple(np.shape(weight))}, but the weight has shape ({n_out}, {n_in}); "
+                    "init is called as init(out, in) and must return that shape."
+                )
         else:
+            if isinstance(in_or_weight, str | float):
+                raise TypeError(
+                    f"Dense({in_or_weight!r}, {out!r}): the sizes must be ints, e.g. "
+                    "Dense(2, 3, fx.relu) (or pass a weight matrix: Dense(W))."
+                )
             # Dense(weight, bias=True, act=identity): Flux's array constructor.
             if init is not None:
                 raise TypeError("Dense(weight, ...): init= only applies to Dense(in, out, ...).")
@@ -70,7 +81,7 @@ class Dense(Module):
             if isinstance(weight, list):
                 weight = np.asarray(weight, dtype=np.float32)
             weight = jnp.asarray(weight)
-            if not jnp.issubdtype(weight.dtype, jnp.floating):
+            if not jnp.issubdtype(weight.dtype, jnp.inexact):  # complex weights stay complex
                 weight = weight.astype(jnp.float32)  # integer weights would truncate inputs
             if weight.ndim != 2:
                 raise ValueError(
@@ -90,6 +101,11 @@ class Dense(Module):
                     f"Dense({n_in} => {n_out}): bias must have shape ({n_out},), got {b.shape}."
                 )
             self.bias = b.astype(self.weight.dtype)
+        if act is not None and not callable(act):
+            raise TypeError(
+                f"Dense: the activation must be a function, got {act!r}; pass e.g. fx.relu "
+                f"(not the name {act!r})."
+            )
         self.act = _identity if act is None else act
 
     def __call__(self, x: Any) -> Any:
@@ -101,10 +117,8 @@ class Dense(Module):
                 f"but got an array of shape {tuple(x.shape)}. Observations go along the first "
                 f"axis: pass shape (n, {n_in}) or ({n_in},)."
             )
-        if jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != self.weight.dtype:
-            x = x.astype(self.weight.dtype)
-        elif not jnp.issubdtype(x.dtype, jnp.floating):
-            x = x.astype(self.weight.dtype)
+        if x.dtype != self.weight.dtype and not jnp.iscomplexobj(x):
+            x = x.astype(self.weight.dtype)  # Flux's _match_eltype; complex x stays complex
         y = x @ self.weight.T
         if self.bias is not None:
             y = y + self.bias

@@ -30,6 +30,11 @@ def _eps(v: Any, x: Any) -> jax.Array:
     return _c(v, x)
 
 
+def _abs2(g: Any) -> jax.Array:
+    """``|g|²`` (Julia's ``abs2``): ``g·conj(g)``, real also for complex ``g`` (Flux#1776)."""
+    return jnp.real(g * jnp.conj(g)).astype(g.dtype) if jnp.iscomplexobj(g) else g * g
+
+
 def _pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
     return _c(v[0], x), _c(v[1], x)
 

@@ -130,7 +130,18 @@ class Rule:
     Array([0.5, 0.5], dtype=float32)
     """
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Rule:
+        for alias in ("lr", "learning_rate"):
+            if alias in kwargs:
+                raise TypeError(
+                    f"{cls.__name__}: the learning rate is called eta (Flux's name), not "
+                    f"{alias}: {cls.__name__}(eta={kwargs[alias]!r})."
+                )
+        return super().__new__(cls)
+
     def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_") and name in self.__dict__:
+            _revalidate(self, name, value)  # opt.eta = -0.1 is refused like Descent(-0.1)
         _VERSION[0] += 1
         object.__setattr__(self, name, value)
 
@@ -246,6 +257,24 @@ class Rule:
             store = {}
             self.__dict__["_fx_store"] = store
         return store
+
+
+def _revalidate(rule: Rule, name: str, value: Any) -> None:
+    """Check a changed hyperparameter as the constructor would: build a throw-away rule with
+    the new value (when the constructor takes the fields by name) and report its error."""
+    import inspect
+
+    if hasattr(value, "shape") or is_schedule(value):
+        return  # an array (a schedule's value inside a compiled step) or a schedule
+    fields = {**rule.hyperparameters(), name: value}
+    try:
+        inspect.signature(type(rule)).bind(**fields)
+    except (TypeError, ValueError):
+        return  # a constructor that does not take its fields by name: nothing to check with
+    try:
+        type(rule)(**fields)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{type(rule).__name__}.{name} = {value!r} refused: {e}") from None
 
 
 def _fmt(v: Any) -> str:

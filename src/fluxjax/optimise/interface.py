@@ -231,6 +231,11 @@ def setup(rule: Rule, model: Any) -> OptimiserState:
     >>> fx.setup(fx.Descent(0.1), fx.Dense(1, 2))
     Dense(weight=Leaf(Descent(eta=0.1)), bias=Leaf(Descent(eta=0.1)))
     """
+    if isinstance(rule, type) and issubclass(rule, Rule):
+        raise TypeError(
+            f"setup(rule, model): fx.{rule.__name__} is the class; pass an optimiser: "
+            f"fx.setup(fx.{rule.__name__}(), model)."
+        )
     rule = as_rule(rule)  # an optax transformation works as a rule
     if not isinstance(rule, Rule):
         raise TypeError(
@@ -306,14 +311,21 @@ def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[
         return state, model
     ls = [leaves[k] for k in todo]
     xs = [slots[k][0].get() for k in todo]
-    new_xs, new_states, new_ts = _run(
-        [lf.rule for lf in ls],
-        [lf.state for lf in ls],
-        xs,
-        [acc[k] for k in todo],
-        [lf.t for lf in ls],
-        [slots[k][0].label() for k in todo],
-    )
+    try:
+        new_xs, new_states, new_ts = _run(
+            [lf.rule for lf in ls],
+            [lf.state for lf in ls],
+            xs,
+            [acc[k] for k in todo],
+            [lf.t for lf in ls],
+            [slots[k][0].label() for k in todo],
+        )
+    except TypeError:  # a state built for other shapes (setup on another model)? say so
+        from ..checks import check_state_fits
+
+        for k, lf, x in zip(todo, ls, xs):
+            check_state_fits(lf, x, slots[k][0].label())
+        raise
     for k, lf, x, s, t in zip(todo, ls, new_xs, new_states, new_ts):
         lf.state, lf.t = s, t
         for slot in slots[k]:
@@ -383,6 +395,13 @@ def update(a: Any, b: Any, c: Any) -> Any:
             )
         if not isinstance(c, Grads):
             raise TypeError("update(opt, ps, gs): gs must be the Grads from fx.gradient(f, ps).")
+        if c.params is not b and c.params.key() != b.key():
+            raise ValueError(
+                "update(opt, ps, gs): these gradients were taken for other parameters (the "
+                "Params of another model or of other layers), so they would change the wrong "
+                "arrays. Take gs = fx.gradient(f, ps) with the ps you update, and a loss f "
+                "that uses that model."
+            )
         return _update_implicit(a, b, c)
     if isinstance(a, OptimiserState):
         return _update_explicit(a, b, c)
@@ -460,10 +479,25 @@ def _set_frozen(tree: Any, value: bool, fname: str) -> Any:
             f"{fname} takes (part of) the optimiser state from fx.setup, e.g. "
             f"fx.{fname}(state.layers[0]), not the model."
         )
-    for leaf in _leaves(tree):
+    leaves = list(_leaves(tree))
+    if not leaves:
+        raise TypeError(
+            f"{fname} takes (part of) the optimiser state from fx.setup, e.g. "
+            f"fx.{fname}(state.layers[0]); got {_what(tree)}, which holds no optimiser state. "
+            "In implicit mode (fx.params), leave arrays out instead: ps.remove(m[0])."
+        )
+    for leaf in leaves:
         leaf.frozen = value
     _bump()  # compiled training steps built for the old frozen set are stale now
     return tree
+
+
+def _what(x: Any) -> str:
+    if isinstance(x, Params):
+        return "a Params"
+    if isinstance(x, Rule):
+        return f"the rule {x!r}"
+    return f"{x!r} ({type(x).__name__})"
 
 
 def freeze(tree: Any) -> Any:

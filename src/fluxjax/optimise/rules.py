@@ -60,7 +60,19 @@ __all__ = [
     "Optimiser",
 ]
 
-from ._hyper import Hyper, _beta, _c, _eps, _first, _flag, _int, _pair, _static, _two  # noqa: F401
+from ._hyper import (  # noqa: F401
+    Hyper,
+    _abs2,
+    _beta,
+    _c,
+    _eps,
+    _first,
+    _flag,
+    _int,
+    _pair,
+    _static,
+    _two,
+)
 from .composites import (  # noqa: F401  (re-exported: every rule is listed here)
     AccumGrad,
     ClipGrad,
@@ -227,10 +239,10 @@ class RMSProp(Rule):
 
     def apply(self, state, x, dx):
         (q, lin), rho = state, _c(self.rho, x)
-        q = rho * q + (1 - rho) * dx * dx
+        q = rho * q + (1 - rho) * _abs2(dx)
         if self.centred:
             lin = rho * lin + (1 - rho) * dx
-        var = q - lin * lin if self.centred else q
+        var = q - _abs2(lin) if self.centred else q
         return (q, lin), _c(self.eta, x) * dx / (jnp.sqrt(var) + _eps(self.epsilon, x))
 
 
@@ -240,7 +252,7 @@ class RMSProp(Rule):
 def _moments(rule: Rule, state: Any, x: Any, dx: Any) -> tuple[jax.Array, jax.Array]:
     """Adam's moment updates ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``."""
     b1, b2 = _pair(rule.beta, x)
-    return b1 * state[0] + (1 - b1) * dx, b2 * state[1] + (1 - b2) * dx * dx
+    return b1 * state[0] + (1 - b1) * dx, b2 * state[1] + (1 - b2) * _abs2(dx)
 
 
 def _adam_init(rule: Rule, x: Any) -> tuple[Any, ...]:
@@ -278,11 +290,8 @@ class Adam(Rule):
 
     def apply(self, state, x, dx):
         (m, v), bt = _moments(self, state, x, dx), state[2]
-        d = (
-            _c(self.eta, x)
-            * (m / (1 - bt[0]))
-            / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x))
-        )
+        # η last, as Optimisers.jl: η·m̂ first would underflow in float16
+        d = m / (1 - bt[0]) / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * _c(self.eta, x)
         return (m, v, _next_bt(self, bt, x)), d
 
 
@@ -309,12 +318,12 @@ class RAdam(Rule):
 
     def apply(self, state, x, dx):
         (m, v), bt, t, b2 = _moments(self, state, x, dx), state[2], state[3], _c(self.beta[1], x)
-        rinf = 2 / (1 - b2) - 1
-        rho = rinf - 2 * t.astype(x.dtype) * bt[1] / (1 - bt[1])
+        rinf = jnp.real(2 / (1 - b2) - 1)  # real also for complex parameters
+        rho = rinf - jnp.real(2 * t.astype(x.dtype) * bt[1] / (1 - bt[1]))
         r = jnp.sqrt(jnp.maximum((rho - 4) * (rho - 2) * rinf / ((rinf - 4) * (rinf - 2) * rho), 0))
-        mhat = _c(self.eta, x) * m / (1 - bt[0])
-        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * r
-        return (m, v, _next_bt(self, bt, x), t + 1), jnp.where(rho > 4, adapted, mhat)
+        mhat, eta = m / (1 - bt[0]), _c(self.eta, x)  # η last, as Optimisers.jl
+        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * eta * r
+        return (m, v, _next_bt(self, bt, x), t + 1), jnp.where(rho > 4, adapted, mhat * eta)
 
 
 class AdaMax(Rule):
@@ -394,7 +403,7 @@ class AdaGrad(Rule):
         return (jnp.full_like(x, _first(self.epsilon)),)
 
     def apply(self, state, x, dx):
-        acc = state[0] + dx * dx
+        acc = state[0] + _abs2(dx)
         return (acc,), _c(self.eta, x) * dx / (jnp.sqrt(acc) + _eps(self.epsilon, x))
 
 
@@ -422,9 +431,9 @@ class AdaDelta(Rule):
 
     def apply(self, state, x, dx):
         (acc, dacc), rho, eps = state, _c(self.rho, x), _eps(self.epsilon, x)
-        acc = rho * acc + (1 - rho) * dx * dx
+        acc = rho * acc + (1 - rho) * _abs2(dx)
         d = dx * jnp.sqrt(dacc + eps) / jnp.sqrt(acc + eps)
-        return (acc, rho * dacc + (1 - rho) * d * d), d
+        return (acc, rho * dacc + (1 - rho) * _abs2(d)), d
 
 
 class AMSGrad(Rule):
@@ -476,7 +485,7 @@ class NAdam(Rule):
     def apply(self, state, x, dx):
         (m, v), bt, (b1, b2) = _moments(self, state, x, dx), state[2], _pair(self.beta, x)
         num = b1 * m / (1 - b1 * bt[0]) + (1 - b1) * dx / (1 - bt[0])
-        d = _c(self.eta, x) * num / (jnp.sqrt(v * b2 / (1 - bt[1])) + _eps(self.epsilon, x))
+        d = num / (jnp.sqrt(v * b2 / (1 - bt[1])) + _eps(self.epsilon, x)) * _c(self.eta, x)
         return (m, v, _next_bt(self, bt, x)), d
 
 
@@ -552,7 +561,7 @@ class AdaBelief(Rule):
     def apply(self, state, x, dx):
         (m, s, bt), (b1, b2), eps = state, _pair(self.beta, x), _eps(self.epsilon, x)
         m = b1 * m + (1 - b1) * dx
-        s = b2 * s + (1 - b2) * (dx - m) ** 2 + eps
+        s = b2 * s + (1 - b2) * _abs2(dx - m) + eps
         d = _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(s / (1 - bt[1])) + eps)
         return (m, s, _next_bt(self, bt, x)), d
 

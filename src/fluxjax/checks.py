@@ -1,0 +1,302 @@
+"""Checks of ``train``'s arguments: pure functions that return the cleaned value or raise an
+error naming the value, what was expected and the fix (or warn, where the input is legal but
+almost surely not what was meant). ``train`` calls them before it builds anything.
+
+>>> import numpy as np
+>>> from fluxjax.checks import check_epochs
+>>> check_epochs(np.int64(3))
+3
+>>> check_epochs(3.0)
+Traceback (most recent call last):
+TypeError: train: epochs must be an int (a count of passes over the data), got 3.0 ...
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = [
+    "check_epochs",
+    "check_count",
+    "check_data",
+    "check_callback",
+    "check_callbacks",
+    "check_opt",
+    "check_target",
+    "explain_trace_error",
+]
+
+
+def _nothing() -> Any:
+    from .autodiff import Params
+
+    return Params()
+
+
+NOTHING = _nothing()  # what train(loss, (), data, opt) trains: Flux's idiom for "no params"
+
+TRACE_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def check_count(v: Any, name: str, *, lo: int = 0) -> int:
+    """``v`` as a Python int (NumPy integers accepted) when it is an int ``>= lo``.
+
+    >>> from fluxjax.checks import check_count
+    >>> check_count(np.int32(2), "steps_per_call", lo=1)
+    2
+    """
+    if not _is_int(v):
+        hint = f"{name}={int(v)}" if isinstance(v, float) and v.is_integer() else f"{name}=3"
+        raise TypeError(
+            f"train: {name} must be an int, got {v!r} ({type(v).__name__}); pass {hint}."
+        )
+    if v < lo:
+        word = "non-negative" if lo == 0 else f">= {lo}"
+        raise ValueError(f"train: {name} must be a {word} int, got {int(v)}.")
+    return int(v)
+
+
+def check_epochs(epochs: Any) -> int:
+    """The number of epochs as an int: NumPy integers are accepted, floats, bools and
+    negative numbers refused."""
+    if not _is_int(epochs):
+        hint = f"epochs={int(epochs)}" if isinstance(epochs, float) and epochs.is_integer() else ""
+        raise TypeError(
+            f"train: epochs must be an int (a count of passes over the data), got {epochs!r} "
+            f"({type(epochs).__name__}); pass {hint or 'e.g. epochs=10'}."
+        )
+    if epochs < 0:
+        raise ValueError(f"train: epochs must be a non-negative int, got {int(epochs)}.")
+    return int(epochs)
+
+
+def _arrayish(x: Any) -> bool:
+    return isinstance(x, jax.Array | np.ndarray)
+
+
+def check_data(data: Any, epochs: int) -> None:
+    """Refuse data ``train`` cannot use as meant: not iterable; a one-shot iterator
+    (generator, ``zip``, ``map``) with ``epochs > 1`` (it would train one pass silently);
+    one bare array (each row would be a batch). Warn on a list of
+    ``(x_i, y_i)`` pairs of single observations (PyTorch's dataset habit).
+
+    >>> from fluxjax.checks import check_data
+    >>> check_data(((np.zeros((4, 1)), np.zeros((4, 1))) for _ in range(2)), 3)
+    Traceback (most recent call last):
+    ValueError: train: data is a generator, which can be read only once, so epochs=3 ...
+    """
+    if data is None or not hasattr(data, "__iter__"):
+        raise TypeError(
+            f"train: data must be an iterable of batches, got {type(data).__name__}; pass e.g. "
+            "[(x, y)] for all the data at each step, or fx.DataLoader((x, y), batchsize=...)."
+        )
+    if isinstance(data, Iterator) and epochs > 1:
+        raise ValueError(
+            f"train: data is a {type(data).__name__}, which can be read only once, so "
+            f"epochs={epochs} would train one pass and then nothing. Pass a list "
+            "(list(data)) or an fx.DataLoader, or call train once per pass with a new "
+            "generator."
+        )
+    if _arrayish(data):
+        raise ValueError(
+            f"train: data is one array of shape {tuple(data.shape)}; train iterates over "
+            "data, so each row would be a batch. Pass [(x, y)] for all the data at each "
+            "step, or fx.DataLoader((x, y), batchsize=...)."
+        )
+    if isinstance(data, list | tuple) and data:
+        first = data[0]
+        if type(first) is tuple and len(data) > 1 and _single_observations(first):
+            shapes = ", ".join(str(tuple(np.shape(a))) for a in first)
+            warnings.warn(
+                f"train: each element of data is one batch, and these look like single "
+                f"observations (shapes {shapes}: no batch axis), so training takes "
+                f"{len(data)} steps of one observation each. Pass stacked arrays instead: "
+                "fx.DataLoader((X, Y), batchsize=...) with X = np.stack(xs), Y = np.stack(ys).",
+                UserWarning,
+                stacklevel=3,
+            )
+
+
+def _single_observations(batch: tuple[Any, ...]) -> bool:
+    """True for a tuple that cannot be a batch: arrays of at most one axis whose first axes
+    disagree (or scalars), i.e. one observation's features and target."""
+    arrays = [a for a in batch if _arrayish(a) or isinstance(a, float | int | np.number)]
+    if len(arrays) != len(batch) or len(batch) < 2 or any(np.ndim(a) > 1 for a in arrays):
+        return False
+    lengths = {np.shape(a)[0] if np.ndim(a) else None for a in arrays}
+    return len(lengths) > 1 or None in lengths
+
+
+def check_callback(f: Any) -> None:
+    """A callback must be callable with no argument or with one (a ``StepContext``).
+
+    >>> from fluxjax.checks import check_callback
+    >>> check_callback(lambda ctx: None)
+    >>> check_callback(lambda loss, step: None)
+    Traceback (most recent call last):
+    TypeError: train: the callback '<lambda>' takes 2 arguments (loss, step); ...
+    """
+    if isinstance(f, type):
+        raise TypeError(
+            f"train: cb={f.__module__.split('.')[0]}.{f.__name__} is the class; pass an "
+            f"instance: h = fx.{f.__name__}(), then cb=h."
+        )
+    if not callable(f):
+        raise TypeError(f"train: cb must be a function or a list of them, got {f!r}.")
+    if getattr(f, "__qualname__", "") == "patience.<locals>.on_trigger":
+        raise TypeError(
+            "train: cb is a trigger from fx.early_stopping / fx.plateau / fx.patience: it "
+            "returns True when training should stop, but returning True stops nothing. Stop "
+            "explicitly: es = fx.early_stopping(f, 3); cb=lambda: es() and fx.stop()."
+        )
+    try:
+        sig = inspect.signature(getattr(f, "__wrapped__", f))
+    except (TypeError, ValueError):
+        return
+    required = [
+        p
+        for p in sig.parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    if len(required) > 1:
+        names = ", ".join(p.name for p in required)
+        raise TypeError(
+            f"train: the callback {getattr(f, '__qualname__', f)!r} takes {len(required)} "
+            f"arguments ({names}); a callback takes no argument or one (a StepContext with "
+            ".epoch, .step, .loss, .eta). Read other values from the enclosing scope."
+        )
+
+
+def check_callbacks(cb: Any) -> None:
+    """``check_callback`` for each of a callback or a list of them."""
+    for f in list(cb) if isinstance(cb, list | tuple) else [cb]:
+        check_callback(f)
+
+
+def check_opt(opt: Any) -> None:
+    """Refuse an optimiser class where an instance (or a ``setup`` state) is expected.
+
+    >>> import fluxjax as fx
+    >>> from fluxjax.checks import check_opt
+    >>> check_opt(fx.Adam())
+    """
+    from .optimise.base import Rule
+
+    if isinstance(opt, type) and issubclass(opt, Rule):
+        raise TypeError(
+            f"train: opt is fx.{opt.__name__}, the class; pass an optimiser: fx.{opt.__name__}() "
+            f"(or fx.setup(fx.{opt.__name__}(), model) in explicit mode)."
+        )
+
+
+def check_target(target: Any, opt: Any) -> None:
+    """Before a plan is built: something to train, and an explicit state that fits the
+    model (each leaf's state shaped as its rule's ``init`` of the parameter).
+
+    >>> import fluxjax as fx
+    >>> from fluxjax.checks import check_target
+    >>> check_target(fx.Dense(2, 3), fx.setup(fx.Adam(), fx.Dense(1, 4)))
+    Traceback (most recent call last):
+    ValueError: the optimiser state of Dense.weight was built for an array of shape (4, 1), ...
+    """
+    from .autodiff import Params
+    from .module import Module
+    from .optimise.interface import OptimiserState, _triples
+
+    if isinstance(target, Params) and len(target) == 0 and target is not NOTHING:
+        warnings.warn(
+            "train: there is nothing to train: the Params are empty (fx.params() of nothing, "
+            "or every array removed), so the loss runs each step and nothing is updated "
+            "(Flux's train! with empty params). Pass fx.params(model) to train a model.",
+            UserWarning,
+            stacklevel=5,
+        )
+    if isinstance(target, Module) and isinstance(opt, OptimiserState):
+        live = 0
+        for leaf, slot, _ in _triples(opt, target, None):
+            check_state_fits(leaf, slot.get(), slot.label())
+            live += not leaf.frozen
+        if live == 0:
+            raise ValueError(
+                "train: there is nothing to train: every parameter in this state is frozen "
+                "(fx.freeze). Thaw some with fx.thaw(state.layers[i]) first."
+            )
+
+
+def check_state_fits(leaf: Any, x: Any, label: str) -> None:
+    """Raise when an explicit-mode ``Leaf``'s state was built for an array of another shape
+    (a state from ``setup`` on another model)."""
+    want = jax.eval_shape(leaf.rule.init, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    got = leaf.state
+    want_leaves, got_leaves = jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got)
+    shapes_w = [tuple(a.shape) for a in want_leaves]
+    shapes_g = [tuple(np.shape(a)) for a in got_leaves]
+    if shapes_w != shapes_g:
+        first = next((g for g, w in zip(shapes_g, shapes_w) if g != w), shapes_g[:1])
+        raise ValueError(
+            f"the optimiser state of {label} was built for an array of shape {first}, but the "
+            f"parameter has shape {tuple(x.shape)}: this state comes from fx.setup on another "
+            "model. Build it for this one: state = fx.setup(rule, model)."
+        )
+
+
+def check_loss_value(l: Any) -> None:
+    """The loss's value (its first element, for a tuple) must be a real scalar that depends
+    on the parameters: not None (a missing ``return``), not a Python number."""
+    import jax.numpy as jnp
+
+    if l is None:
+        raise TypeError(
+            "train: the loss returned None; end it with a return, e.g. `return fx.mse(m(x), y)`."
+        )
+    if isinstance(l, int | float | np.number):
+        raise TypeError(
+            f"train: the loss returned {l!r}, a Python number: it does not depend on the "
+            "parameters, so every gradient would be zero. Return the loss computed from the "
+            "model, e.g. fx.mse(m(x), y)."
+        )
+    if jnp.ndim(l) != 0 or not jnp.issubdtype(jnp.result_type(l), jnp.floating):
+        raise TypeError(
+            f"train: the loss must return a real scalar, got {type(l).__name__} of "
+            f"shape {tuple(jnp.shape(l))}; reduce it, e.g. with .mean()."
+        )
+
+
+def explain_trace_error(e: Exception) -> TypeError:
+    """A clear error for a loss that needs a concrete value while ``train`` compiles it."""
+    text = str(e)
+    if isinstance(e, jax.errors.TracerBoolConversionError):
+        what = (
+            "uses a traced value in Python control flow (if/while/and/or/bool()); inside a "
+            "compiled step values are traced. Use jnp.where(cond, a, b) or fx.skip_when(cond)"
+        )
+    elif isinstance(e, jax.errors.TracerArrayConversionError):
+        what = (
+            "converts a traced value to a NumPy array (np.asarray, np.* functions); use the "
+            "jnp.* functions inside the loss"
+        )
+    else:
+        what = (
+            "calls float(), int() or .item() on a traced value; return the JAX scalar itself "
+            "(fx.mse(m(x), y)), and convert only outside the loss"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return TypeError(
+        f"train: the loss {what}. Or pass compile=False to run it eagerly. (JAX: {first})"
+    )

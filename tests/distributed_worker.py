@@ -1,0 +1,178 @@
+"""Run by tests/test_distributed.py in subprocesses (not collected as a test).
+
+    python distributed_worker.py devices OUT.npz       # under XLA_FLAGS=...device_count=4
+    python distributed_worker.py process OUT.npz PORT PID NPROC
+
+``devices`` trains each case on one device and then on all the (simulated) devices, and
+saves the losses, parameters and optimiser state of both with the shardings seen.
+``process`` joins ``NPROC`` processes on 127.0.0.1:PORT and trains data-parallel, each
+process feeding its part of every batch; process 0 saves the parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+B, D, H, C = 16, 8, 12, 4  # a small MLP: batches of 16 split over 4 devices
+
+
+def mlp_data(n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, D)).astype(np.float32)
+    labels = rng.integers(0, C, n)
+    return x, np.eye(C, dtype=np.float32)[labels]
+
+
+def mlp(fx):
+    fx.seed(0)
+    return fx.Chain(fx.Dense(D, H, fx.relu), fx.Dense(H, H, fx.relu), fx.Dense(H, C))
+
+
+def seed_case(fx, kw: dict) -> dict:
+    """The tutorial's fit on 20 of its 21 points (20 splits over 4 devices), implicit mode,
+    step by step (the per-epoch loop) and fused (epochs=N over a list)."""
+    from fluxjax import datasets, lab
+
+    x, y = (a[:20] for a in datasets.seed_data())
+    m = lab.seed_model()
+    ps, opt = fx.params(m), fx.Adam(0.01)
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ls = []
+    for _ in range(5):
+        ls += fx.train(loss, ps, [(x, y)], opt, **kw).losses
+    stepped = m[0].weight.sharding
+    ls += fx.train(loss, ps, [(x, y)], opt, epochs=20, **kw).losses
+    return {
+        "losses": np.array(ls),
+        "params": [np.asarray(p) for p in ps],
+        "specs": [p.sharding for p in ps],
+        "stepped": stepped,
+        "fused": m[0].weight.sharding,
+    }
+
+
+def mlp_case(fx, kw: dict) -> dict:
+    """The MLP in explicit mode: step by step over a list, then fused over a shuffled
+    DataLoader; the optimiser state is returned too."""
+    x, y = mlp_data()
+    m = mlp(fx)
+    state = fx.setup(fx.Adam(1e-2), m)
+    loss = lambda m, x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    batches = [(x[i : i + B], y[i : i + B]) for i in range(0, len(x), B)]
+    ls = fx.train(loss, m, batches, state, steps_per_call=1, **kw).losses
+    stepped = m[0].weight.sharding
+    loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1)
+    ls += fx.train(loss, m, loader, state, epochs=2, **kw).losses
+    moments = [np.asarray(a) for a in _leaves(state)]
+    return {
+        "losses": np.array(ls),
+        "params": [np.asarray(p) for p in fx.params(m)],
+        "specs": [p.sharding for p in fx.params(m)],
+        "state": moments,
+        "stepped": stepped,
+        "fused": m[0].weight.sharding,
+    }
+
+
+def _leaves(state) -> list:
+    """Adam's moments of every array of the MLP, read through the Leafs (``Leaf.state``)."""
+    import jax
+
+    leaves = [lf for layer in state.layers for lf in (layer.weight, layer.bias)]
+    return [a for lf in leaves for a in jax.tree_util.tree_leaves(lf.state)]
+
+
+def back_to_one_device(fx, devs: list) -> list[int]:
+    """How many devices hold a weight after training on all of them, then without devices=."""
+    from fluxjax import datasets, lab
+
+    x, y = (a[:20] for a in datasets.seed_data())
+    m = lab.seed_model()
+    ps, opt = fx.params(m), fx.Adam(0.01)
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    fx.train(loss, ps, [(x, y)], opt, devices=devs)
+    many = len(m[0].weight.sharding.device_set)
+    fx.train(loss, ps, [(x, y)], opt)
+    return [many, len(m[0].weight.sharding.device_set)]
+
+
+def devices(out: str) -> None:
+    import jax
+
+    import fluxjax as fx
+
+    res: dict = {"ndev": len(jax.devices())}
+    runs = (
+        ("seed", seed_case, "one", {}),
+        ("seed", seed_case, "dp", {"devices": jax.devices()}),
+        ("mlp", mlp_case, "one", {}),
+        ("mlp", mlp_case, "dp", {"devices": jax.devices()}),
+        ("mlp", mlp_case, "fsdp", {"devices": jax.devices(), "shard_params": True}),
+    )
+    for name, case, tag, kw in runs:
+        r = case(fx, kw)
+        res[f"{name}_{tag}_losses"] = r["losses"]
+        for i, a in enumerate(r["params"] + r.get("state", [])):
+            res[f"{name}_{tag}_arr{i}"] = a
+        for run in ("stepped", "fused"):
+            res[f"{name}_{tag}_{run}_ndev"] = len(r[run].device_set)
+            res[f"{name}_{tag}_{run}_spec"] = str(getattr(r[run], "spec", "single"))
+        res[f"{name}_{tag}_specs"] = [str(getattr(s, "spec", "single")) for s in r["specs"]]
+    res["back_ndev"] = back_to_one_device(fx, jax.devices())
+    x, y = mlp_data(18)
+    m = mlp(fx)
+    try:
+        loss = lambda m, x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+        fx.train(loss, m, fx.DataLoader((x, y), batchsize=8), fx.Adam(), devices=4)
+        res["error"] = ""
+    except ValueError as e:
+        res["error"] = str(e)
+    np.savez(out, **res)
+
+
+def process(out: str, port: int, pid: int, nproc: int) -> None:
+    import fluxjax as fx
+
+    fx.distributed.initialize(f"127.0.0.1:{port}", num_processes=nproc, process_id=pid)
+    import jax
+
+    x, y = mlp_data()
+    m = mlp(fx)
+    opt = fx.Adam(1e-2)
+    loss = lambda x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    ps = fx.params(m)
+    loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1, shard=(pid, nproc))
+    h = fx.train(loss, ps, loader, opt, epochs=2, devices=jax.devices())  # step by step
+    local = [(x[i : i + B], y[i : i + B]) for i in range(0, len(x), B)]
+    part = B // nproc
+    local = [(a[pid * part : (pid + 1) * part], b[pid * part : (pid + 1) * part]) for a, b in local]
+    h2 = fx.train(loss, ps, local, opt, epochs=2, devices=jax.devices())  # fused list
+    if fx.distributed.is_main():
+        arrs = {f"arr{i}": np.asarray(p) for i, p in enumerate(ps)}
+        spec = str(m[0].weight.sharding.spec)
+        ndev = len(m[0].weight.sharding.device_set)
+        losses = np.array(h.losses + h2.losses)
+        np.savez(out, losses=losses, spec=spec, ndev=ndev, nglobal=len(jax.devices()), **arrs)
+
+
+def process_reference(fx) -> dict:
+    """What one process gives over the same global batches (run by the test itself)."""
+    x, y = mlp_data()
+    m = mlp(fx)
+    opt = fx.Adam(1e-2)
+    loss = lambda x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    ps = fx.params(m)
+    loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1)
+    h = fx.train(loss, ps, loader, opt, epochs=2, steps_per_call=1)
+    batches = [(x[i : i + B], y[i : i + B]) for i in range(0, len(x), B)]
+    h2 = fx.train(loss, ps, batches, opt, epochs=2)
+    return {"losses": np.array(h.losses + h2.losses), "params": [np.asarray(p) for p in ps]}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "devices":
+        devices(sys.argv[2])
+    else:
+        process(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
