@@ -14,7 +14,8 @@ def blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
-def test_readme_examples_run(capsys):
+def test_readme_examples_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the logging example writes train_log.csv and runs/
     code = blocks()
     assert len(code) >= 3
     scope: dict = {}
@@ -24,6 +25,10 @@ def test_readme_examples_run(capsys):
     # the quick start trained the tutorial's model: its loss fell from the start
     m, x, y = scope["m"], scope["x"], scope["y"]
     assert float(fx.mse(m(x), y)) < 1.0
+    # the logging example left a CSV with the validation loss and a TensorBoard event file
+    rows = (tmp_path / "train_log.csv").read_text().splitlines()
+    assert "val_loss" in rows[0].split(",") and len(rows) >= 2
+    assert list((tmp_path / "runs").glob("events.out.tfevents.*"))
     printed = capsys.readouterr().out.split()
     assert printed and float(printed[0]) > 0  # the throttled callback printed the loss
     # the custom rule is a working rule, chained and compiled

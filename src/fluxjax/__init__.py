@@ -15,6 +15,7 @@ from .data import *  # noqa: F403
 from .init import *  # noqa: F403
 from .io import *  # noqa: F403
 from .layers import *  # noqa: F403
+from .loggers import *  # noqa: F403
 from .losses import *  # noqa: F403
 from .module import *  # noqa: F403
 from .onehot import *  # noqa: F403
@@ -22,5 +23,6 @@ from .optimise import *  # noqa: F403
 from .optimise.listing import rules  # noqa: F401
 from .rng import host_rng, next_key, seed  # noqa: F401
 from .engine import *  # noqa: F403
+from .validation import *  # noqa: F403
 
 __version__ = "0.1.0"

@@ -382,8 +382,28 @@ def _minus(best: Any, score: Any) -> Any:
     return best - score
 
 
+def _score(f: Callable[..., Any] | str, owner: str) -> Callable[..., Any]:
+    """``f`` itself, or for a metric's name a function reading ``ctx.metrics[name]``."""
+    if not isinstance(f, str):
+        return f
+    name = f
+
+    def read(ctx: Any = None, *args: Any, **kwargs: Any) -> float:
+        metrics = getattr(ctx, "metrics", None)
+        if metrics is None or name not in metrics:
+            have = sorted(metrics) if metrics is not None else "no StepContext"
+            raise ValueError(
+                f"{owner}({name!r}, ...): no metric {name!r} at this step (have {have}). Call "
+                f"it with the StepContext, after fx.metrics(every=n, {name}=...) in cb and on "
+                f"the same schedule, e.g. fx.every(n, lambda ctx: stopper(ctx) and fx.stop())."
+            )
+        return float(metrics[name])
+
+    return read
+
+
 def early_stopping(
-    f: Callable[..., Any],
+    f: Callable[..., Any] | str,
     delay: int,
     *,
     distance: Callable[[Any, Any], Any] = _minus,
@@ -405,6 +425,10 @@ def early_stopping(
     pass ``init_score=0`` to get that behaviour. To maximise a score (an accuracy), pass
     ``distance=lambda best, score: score - best`` and ``init_score=-math.inf``.
 
+    ``f`` may be a metric's name (``"val_loss"``): the callback is then called with a
+    ``StepContext`` and reads ``ctx.metrics[name]``, put there by ``fx.metrics`` earlier in
+    ``cb`` at the same step (see ``fx.metrics`` for the pattern).
+
     >>> import fluxjax as fx
     >>> losses = iter([1.0, 2.0, 3.0, 4.0, 5.0])  # getting worse
     >>> es = fx.early_stopping(lambda: next(losses), 3)
@@ -415,6 +439,7 @@ def early_stopping(
     >>> [es() for _ in range(3)]
     [False, False, True]
     """
+    f = _score(f, "early_stopping")
     best = init_score
 
     def trigger(*args: Any, **kwargs: Any) -> bool:
@@ -433,7 +458,7 @@ def early_stopping(
 
 
 def plateau(
-    f: Callable[..., Any],
+    f: Callable[..., Any] | str,
     width: int,
     *,
     distance: Callable[[Any, Any], Any] = _minus,
@@ -447,6 +472,7 @@ def plateau(
     returns ``True`` after ``width`` flat calls in a row. ``init_score`` defaults to ``inf``
     (Flux v0.16.8+); Flux v0.12.4 to v0.16.7 used ``0``, which makes a first score of 0 count
     as flat. Flux's ``min_dist`` default is ``1f-6``.
+    ``f`` may be a metric's name, as for ``early_stopping``.
 
     >>> import fluxjax as fx
     >>> scores = iter([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
@@ -454,6 +480,7 @@ def plateau(
     >>> [flat() for _ in range(6)]
     [False, False, True, False, False, True]
     """
+    f = _score(f, "plateau")
     last = init_score
 
     def is_plateau(*args: Any, **kwargs: Any) -> bool:

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from .. import checks, distributed
 from ..callbacks import SkipException, StepContext, StopException
+from ..optimise.optax import as_rule
 from . import cache, policy
 from .history import TrainHistory
 from .plan import Plan
@@ -101,6 +102,7 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
+    opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
     one = type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress
     if one and devices is None and mesh is None and not shard_params:
         hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)

@@ -161,6 +161,23 @@ class Rule:
         """``None`` or a boolean scalar array: True when this update must fail."""
         return None
 
+    def as_optax(self) -> Any:
+        """This rule as an ``optax.GradientTransformation``, for a hand-written JAX loop:
+        ``update(grads, state, params)`` applies the rule to each leaf with Flux's arithmetic
+        (``optax.apply_updates`` then gives ``x - step``), gates and schedules included; see
+        ``fluxjax.optimise.optax.to_optax``. Needs optax (imported here, not before).
+
+        >>> import optax, jax.numpy as jnp, fluxjax as fx
+        >>> tx = fx.Adam(0.1).as_optax()
+        >>> params = [jnp.array([1.0])]
+        >>> updates, _ = tx.update([jnp.array([3.0])], tx.init(params), params)
+        >>> optax.apply_updates(params, updates)  # Adam's first step is eta * sign(g)
+        [Array([0.9], dtype=float32)]
+        """
+        from .optax import to_optax
+
+        return to_optax(self)
+
     # -- hyperparameters ---------------------------------------------------------------
     def hyperparameters(self) -> dict[str, Any]:
         """The public attributes, in definition order: the rule's hyperparameters."""

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 
 from ._hyper import Hyper, _c, _first, _flag, _int, _static
 from .base import Rule, check
+from .optax import as_rule
 
 # -- decay, clipping, skipping and accumulation: rules meant for an OptimiserChain -----
 
@@ -281,6 +282,7 @@ class OptimiserChain(Rule):
     formula = "d = rₖ(…r₂(r₁(g)))"
 
     def __init__(self, *rules: Rule):
+        rules = tuple(as_rule(r) for r in rules)  # an optax transformation is a member too
         bad = [r for r in rules if not isinstance(r, Rule)]
         if bad:
             raise TypeError(f"OptimiserChain: rules must be optimiser rules, got {bad[0]!r}.")

@@ -33,6 +33,7 @@ from ..autodiff import Grads, Params
 from ..module import Module, Slot, _attrs, is_array, trainable
 from .base import Rule, is_schedule
 from .base import bump_version as _bump
+from .optax import as_rule
 
 __all__ = ["setup", "update", "adjust", "freeze", "thaw", "Leaf", "OptimiserState"]
 
@@ -235,6 +236,7 @@ def setup(rule: Rule, model: Any) -> OptimiserState:
             f"setup(rule, model): fx.{rule.__name__} is the class; pass an optimiser: "
             f"fx.setup(fx.{rule.__name__}(), model)."
         )
+    rule = as_rule(rule)  # an optax transformation works as a rule
     if not isinstance(rule, Rule):
         raise TypeError(
             f"setup(rule, model): rule must be an optimiser rule such as fx.Adam(), got "
@@ -384,6 +386,7 @@ def update(a: Any, b: Any, c: Any) -> Any:
     >>> _ = fx.update(opt, ps, gs); m.weight
     Array([[0.]], dtype=float32)
     """
+    a = as_rule(a)  # an optax transformation works as a rule
     if isinstance(a, Rule):
         if not isinstance(b, Params):
             raise TypeError(

@@ -1,0 +1,216 @@
+"""Optax both ways: an ``optax.GradientTransformation`` as a fluxjax rule, and a fluxjax rule
+as an ``optax.GradientTransformation``.
+
+* **Optax in fluxjax.** Wherever a rule goes (``fx.train(loss, ps, data, optax.adamw(1e-3))``,
+  ``fx.setup``, ``fx.update``, a member of ``fx.OptimiserChain``), an Optax transformation
+  works too: ``as_rule`` wraps it as an ``OptaxRule``, which applies it to **one array at a
+  time** (``init(x)``, ``update(dx, state, x)``), compiled and fused like any rule. The same
+  transformation object always gets the same wrapper, so in implicit mode its state carries
+  over from one ``train`` call to the next (Flux v0.12's ``opt.state``).
+* **fluxjax in Optax.** ``rule.as_optax()`` (every rule has it) returns a transformation for
+  a hand-written JAX loop: ``updates, state = tx.update(grads, state, params)``, then
+  ``optax.apply_updates(params, updates)``. It applies the rule leaf by leaf with Flux's
+  arithmetic (the parameter becomes ``x - step``), ``AccumGrad``, ``SkipNonFinite`` and
+  schedules included.
+
+**Per array.** A fluxjax rule sees one array, its gradient and its state. A transformation
+that couples the arrays, such as ``optax.clip_by_global_norm`` (or ``optax.masked``,
+``optax.multi_transform``, anything reading the whole tree), is therefore applied to each
+array on its own: ``clip_by_global_norm(c)`` becomes a per-array ``clip_by_norm(c)``. For a
+global norm clip inside fluxjax use ``fx.ClipNorm`` on a single flattened parameter, or clip
+in your own Optax loop. Element-wise transformations (sgd, momentum, adam, adamw, lion,
+schedules, ``clip``, ``add_decayed_weights``, ...) give Optax's own results exactly.
+
+An Optax transformation keeps its hyperparameters inside its own functions, so
+``fx.adjust`` cannot change them and a callback's ``ctx.eta`` is ``None``; use the
+fluxjax rule (or an Optax schedule) when the learning rate must change during training.
+
+Optax is imported only when a transformation is converted (``pip install optax``, or
+``'fluxjax[optax]'``).
+
+>>> import optax, jax.numpy as jnp, fluxjax as fx
+>>> m = fx.Dense(jnp.array([[1.0]]), False)
+>>> x = jnp.ones((4, 1))
+>>> h = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, 2 * x)], optax.sgd(0.25))
+>>> m.weight  # 1 - 0.25 * d/dw (w - 2)² = 1 - 0.25 * (-2)
+Array([[1.5]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .base import Rule
+
+__all__ = ["OptaxRule", "as_rule", "to_optax", "FluxOptaxState"]
+
+_NEEDS = "this needs optax: pip install optax (or pip install 'fluxjax[optax]')"
+
+
+def _is_transformation(opt: Any) -> bool:
+    """Duck-typed test for an ``optax.GradientTransformation`` (no optax import needed)."""
+    return (
+        isinstance(opt, tuple)
+        and callable(getattr(opt, "init", None))
+        and callable(getattr(opt, "update", None))
+    )
+
+
+class OptaxRule(Rule):
+    """An ``optax.GradientTransformation`` used as a fluxjax rule, one array at a time.
+
+    ``init(x) = transformation.init(x)``; ``apply(state, x, dx)`` runs
+    ``updates, state = transformation.update(dx, state, x)`` and returns ``step = -updates``
+    (Optax adds its updates; fluxjax's rules return a step the parameter subtracts). Arrays
+    are never seen together: see the module docstring about coupled transformations.
+
+    >>> import optax, jax.numpy as jnp
+    >>> rule = OptaxRule(optax.sgd(0.1))
+    >>> x, g = jnp.array([1.0, 2.0]), jnp.array([0.5, -1.0])
+    >>> state, step = rule.apply(rule.init(x), x, g)
+    >>> step
+    Array([ 0.05, -0.1 ], dtype=float32)
+    """
+
+    def __init__(self, transformation: Any) -> None:
+        if not _is_transformation(transformation):
+            raise TypeError(
+                "OptaxRule needs an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
+                f"got {transformation!r}."
+            )
+        self.transformation = transformation
+
+    def init(self, x: Any) -> Any:
+        return self.transformation.init(x)
+
+    def apply(self, state: Any, x: Any, dx: Any) -> tuple[Any, Any]:
+        updates, state = self.transformation.update(dx, state, x)
+        return state, -updates
+
+    def __repr__(self) -> str:
+        fn = getattr(self.transformation.update, "__qualname__", "")
+        origin = fn.split(".<locals>")[0] if "<locals>" in fn else type(self.transformation)
+        name = origin if isinstance(origin, str) else origin.__name__
+        return f"OptaxRule(optax.{name})"
+
+
+_WRAPPED: OrderedDict[int, tuple[Any, OptaxRule]] = OrderedDict()
+_MAX_WRAPPED = 256
+
+
+def as_rule(opt: Any) -> Any:
+    """``opt`` as a fluxjax rule: an Optax transformation becomes an ``OptaxRule`` (the same
+    wrapper object each time for the same transformation, so implicit-mode state persists
+    across calls; the 256 most recently used are kept); anything else (a rule, a state
+    tree from ``fx.setup``) is returned unchanged. ``train``, ``setup``, ``update`` and
+    ``OptimiserChain`` call it on what they are given.
+
+    >>> import optax, fluxjax as fx
+    >>> from fluxjax.optimise.optax import as_rule
+    >>> tx = optax.adam(1e-3)
+    >>> as_rule(tx) is as_rule(tx), isinstance(as_rule(tx), fx.Rule)
+    (True, True)
+    >>> rule = fx.Adam(); as_rule(rule) is rule
+    True
+    """
+    if isinstance(opt, Rule) or not _is_transformation(opt):
+        return opt
+    hit = _WRAPPED.get(id(opt))
+    if hit is not None and hit[0] is opt:
+        _WRAPPED.move_to_end(id(opt))
+        return hit[1]
+    rule = OptaxRule(opt)
+    _WRAPPED[id(opt)] = (opt, rule)
+    while len(_WRAPPED) > _MAX_WRAPPED:
+        _WRAPPED.popitem(last=False)
+    return rule
+
+
+# -- fluxjax rules as Optax transformations ---------------------------------------------
+class FluxOptaxState(NamedTuple):
+    """The state of ``rule.as_optax()``: the rule's state per leaf (in the order of
+    ``jax.tree_util.tree_leaves(params)``), the update count ``t`` (int32), and ``failed``:
+    True when the last update was refused (``ClipNorm(throw=True)`` on a non-finite
+    gradient; then no parameter changed and the states were kept)."""
+
+    states: tuple[Any, ...]
+    count: Any
+    failed: Any
+
+
+def _where(ok: Any, new: Any, old: Any) -> Any:
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def _leaf(rule: Rule, state: Any, x: Any, g: Any) -> tuple[Any, Any, Any]:
+    """One leaf as ``fx.update`` does it: ``(update = -step or 0 when gated, state, error)``."""
+    if g.dtype != x.dtype:
+        g = g.astype(x.dtype)
+    new_state, step = rule.apply(state, x, g)
+    upd = -jnp.asarray(step).astype(x.dtype)
+    ok = rule.gate(new_state)
+    if ok is not None:
+        upd = jnp.where(ok, upd, jnp.zeros_like(upd))
+    return upd, new_state, rule.error(new_state)
+
+
+def to_optax(rule: Rule) -> Any:
+    """``rule`` as an ``optax.GradientTransformation`` (what ``rule.as_optax()`` returns).
+
+    ``update(grads, state, params)`` needs ``params`` (rules such as ``WeightDecay`` read
+    them). Each leaf's update is ``-step`` from the rule's ``apply`` (0 when its gate is
+    closed), so ``optax.apply_updates`` gives ``x - step``, as ``fx.update``. When a rule
+    reports an error, no leaf changes and ``state.failed`` is True (compiled code cannot
+    raise: check it in your loop).
+
+    >>> import optax, jax.numpy as jnp, fluxjax as fx
+    >>> tx = fx.Descent(0.1).as_optax()
+    >>> params = {"w": jnp.array([1.0, 2.0])}
+    >>> state = tx.init(params)
+    >>> updates, state = tx.update({"w": jnp.array([1.0, -1.0])}, state, params)
+    >>> optax.apply_updates(params, updates)["w"]
+    Array([0.9, 2.1], dtype=float32)
+    """
+    try:
+        import optax
+    except ImportError as e:
+        raise ImportError(f"{rule!r}.as_optax(): {_NEEDS}") from e
+    t = _AsOptax(rule)
+    return optax.GradientTransformation(t.init, t.update)
+
+
+class _AsOptax:
+    """The ``init`` and ``update`` of ``to_optax(rule)``."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+
+    def init(self, params: Any) -> FluxOptaxState:
+        states = tuple(self.rule.init(x) for x in jax.tree_util.tree_leaves(params))
+        return FluxOptaxState(states, jnp.zeros((), jnp.int32), jnp.asarray(False))
+
+    def update(self, updates: Any, state: FluxOptaxState, params: Any = None) -> tuple[Any, Any]:
+        rule = self.rule
+        if params is None:
+            raise ValueError(
+                f"{rule!r}.as_optax().update(grads, state, params): pass params too "
+                "(fluxjax rules may read the parameters, e.g. WeightDecay)."
+            )
+        gs, treedef = jax.tree_util.tree_flatten(updates)
+        xs = treedef.flatten_up_to(params)
+        r = rule.resolve(state.count + 1) if rule.has_schedule() else rule
+        outs = [_leaf(r, s, x, g) for s, x, g in zip(state.states, xs, gs)]
+        upds, new = [u for u, _, _ in outs], tuple(s2 for _, s2, _ in outs)
+        errs = [e for _, _, e in outs if e is not None]
+        if not errs:
+            ok = jnp.asarray(False)
+            return treedef.unflatten(upds), FluxOptaxState(new, state.count + 1, ok)
+        failed = jnp.any(jnp.stack(errs))  # as fx.update: one refusal leaves every leaf alone
+        new = tuple(_where(failed, s2, s) for s2, s in zip(new, state.states))
+        upds = [jnp.where(failed, jnp.zeros_like(u), u) for u in upds]
+        count = jnp.where(failed, state.count, state.count + 1)
+        return treedef.unflatten(upds), FluxOptaxState(new, count, failed)
