@@ -498,6 +498,15 @@ def optax_run(tx, x0, G):
     return jax.lax.scan(body, (x0, tx.init(x0)), G)[1]
 
 
+def tol32(rule) -> float:
+    """The float32 tolerance of a trajectory against float64: a small multiple of the error
+    measured (at most 9e-7 relative to 1 + |x| for every row), except a tiny ε (below
+    float32's resolution near 1), which amplifies rounding (measured 7.2e-6 for RAdam's
+    default ε = 1e-8)."""
+    eps = getattr(rule, "epsilon", None)
+    return 3e-5 if isinstance(eps, float) and 0 < eps < 1e-6 else 4e-6
+
+
 @pytest.mark.parametrize("rule, tx", OPTAX, ids=[repr(r) for r, _ in OPTAX])
 def test_matches_optax(rule, tx):
     with jax.enable_x64(True):
@@ -509,7 +518,8 @@ def test_matches_optax(rule, tx):
     got32 = jdrive(rule, jnp.asarray(X_START, jnp.float32), given, jnp.asarray(G_SEQ, jnp.float32))[
         2
     ]
-    np.testing.assert_allclose(got32, want, rtol=2e-4, atol=2e-4)
+    t32 = tol32(rule)
+    np.testing.assert_allclose(got32, want, rtol=t32, atol=t32)
 
 
 # -- golden trajectories: formula references (float64 NumPy, flux-spec.md section 1) ------
@@ -735,7 +745,8 @@ def test_matches_formula_reference(rule, ref):
     got32 = jdrive(rule, jnp.asarray(X_START, jnp.float32), given, jnp.asarray(G_SEQ, jnp.float32))[
         2
     ]
-    np.testing.assert_allclose(got32, want, rtol=2e-4, atol=2e-4)
+    t32 = tol32(rule)
+    np.testing.assert_allclose(got32, want, rtol=t32, atol=t32)
 
 
 def flux_expdecay(arrays, grads, eta, decay, step, clip, start):

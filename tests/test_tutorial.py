@@ -44,7 +44,7 @@ def test_tutorial_programs_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the programs save pictures into the working folder
     scope: dict = {"E": 1}  # the regimes' epoch count, left to the reader on the page
     blocks = python_blocks(page)
-    assert len(blocks) == 9
+    assert len(blocks) == 10
     for i, block in enumerate(blocks):
         for long, short in SHORTER:
             block = block.replace(long, short)
