@@ -1,10 +1,14 @@
 """Whether a span of steps runs fused in one compiled call or one compiled step per batch
 (internal). Fusion is chosen by measurement, never assumed to pay: on XLA's CPU backend a
-loop over a convolutional step can run at a third of the speed of the same step called
-from Python. The first time a plan meets a long enough span of a data kind, ``measure``
-times ``M`` single steps against ``M`` fused steps (after compiling both) and keeps the
-faster; every measured step is a real step of the run, and both paths compute the same
-steps on the same batches, so the choice never changes what the run does.
+loop over a convolutional step can run at a ninth of the speed of the same step called
+from Python, while a tiny model's fused step costs a twentieth of a call.
+
+The first time a plan meets a long enough span of a data kind, ``measure`` times ``M``
+single steps and fused calls of ``M`` and ``2M`` steps (after compiling both), which gives
+a single step's cost ``c_s``, a fused step's marginal cost ``c_f`` and a fused call's
+overhead ``o``. A span of ``k`` steps then runs fused when ``o + k·c_f < k·c_s``. Every
+measured step is a real step of the run, and both paths compute the same steps on the same
+batches, so the choice never changes what the run does.
 
 Data are fused only when a device copy of them fits a memory budget (``BUDGET_FRACTION``
 of the device's memory where JAX reports it, else ``CPU_BUDGET`` bytes); larger data are
@@ -20,8 +24,8 @@ from typing import Any
 import jax
 import numpy as np
 
-M = 8  # steps timed each way
-MEASURE_MIN = 4 * M  # spans shorter than this run step by step until a choice exists
+M = 4  # steps per timed run
+MEASURE_MIN = 6 * M  # spans shorter than this run step by step until costs are known
 CPU_BUDGET = 2 * 2**30
 BUDGET_FRACTION = 0.25
 
@@ -44,24 +48,30 @@ def nbytes(tree: Any) -> int:
 
 def choose(
     plan: Any, kind: str, span: int, single: Callable[[int], None], fused: Callable[[int], None]
-) -> tuple[bool | None, int]:
-    """The fusion choice for ``kind`` and how many of ``span``'s steps were used measuring
-    it. ``single(n)``/``fused(n)`` run ``n`` real steps of the run each way and return when
-    they are dispatched; ``plan.halt`` is waited for to time them."""
-    choice = plan.fuse.get(kind)
-    if choice is not None or span < MEASURE_MIN:
-        return choice, 0
-    single(1)  # compiles the single step (or finds it compiled)
-    t_single = _timed(plan, single)
-    fused(M)  # compiles the fused runner
-    t_fused = _timed(plan, fused)
-    plan.fuse[kind] = t_fused < t_single
-    return plan.fuse[kind], 1 + 3 * M
+) -> tuple[bool, int]:
+    """Whether a span of ``span`` steps of ``kind`` runs fused, and how many of its steps
+    were used measuring the costs (the first time only). ``single(n)``/``fused(n)`` run
+    ``n`` real steps of the run each way."""
+    costs = plan.fuse.get(kind)
+    used = 0
+    if costs is None:
+        if span < MEASURE_MIN:
+            return False, 0
+        single(1)  # compiles the single step (or finds it compiled)
+        c_s = _timed(plan, single, M) / M
+        fused(M)  # compiles the fused runner
+        t1, t2 = _timed(plan, fused, M), _timed(plan, fused, 2 * M)
+        c_f = max(0.0, (t2 - t1) / M)
+        costs = plan.fuse[kind] = (c_s, c_f, max(0.0, t1 - M * c_f))
+        used = 1 + M + M + M + 2 * M
+    c_s, c_f, over = costs
+    k = span - used
+    return over + k * c_f < k * c_s, used
 
 
-def _timed(plan: Any, run: Callable[[int], None]) -> float:
+def _timed(plan: Any, run: Callable[[int], None], n: int) -> float:
     jax.block_until_ready(plan.halt)
     t = time.perf_counter()
-    run(M)
+    run(n)
     jax.block_until_ready(plan.halt)
     return time.perf_counter() - t

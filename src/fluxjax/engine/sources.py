@@ -117,8 +117,8 @@ class Stacked:
         while k > 0:
             n = min(k, CHUNK)
             fn = run.plan.fused("list", SMALL if n <= SMALL else CHUNK, self.per)
-            offset = jnp.int32(run.pos % self.per)
-            ls = _call(run, fn, n, self.per, n - 1, data, offset, jnp.int32(n))
+            offset = np.int32(run.pos % self.per)
+            ls = _call(run, fn, n, self.per, n - 1, data, offset, np.int32(n))
             self.last_loss = _lazy(ls, n - 1)
             k -= n
 
@@ -216,7 +216,7 @@ class Loader:
         tail[:m] = np.stack([t for _, t in draws])
         fn = run.plan.fused("epochs", self.e_cap, self.in_order)
         n = m * self.per
-        args = (jnp.asarray(full), jnp.asarray(tail), jnp.int32(m))
+        args = (full, tail, np.int32(m))
         ls = _call(run, fn, n, self.per, (m - 1, -1), device, *args)
         self.last_loss = _lazy(ls, (m - 1, -1))
         return n
@@ -227,6 +227,6 @@ class Loader:
         rows = np.zeros((cap, self.bs), np.int32)
         rows[:n] = full[p : p + n]
         fn = run.plan.fused("rows", cap, self.in_order)
-        ls = _call(run, fn, n, self.per, n - 1, device, jnp.asarray(rows), jnp.int32(n))
+        ls = _call(run, fn, n, self.per, n - 1, device, rows, np.int32(n))
         self.last_loss = _lazy(ls, n - 1)
         return n
