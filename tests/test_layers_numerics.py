@@ -93,14 +93,17 @@ def test_conv_and_transpose_against_torch(stride, dilation, groups):
     np.testing.assert_allclose(t(x), want.permute(0, 2, 3, 1).numpy(), rtol=1e-4, atol=1e-5)
 
 
-POOLS = list(itertools.product([(2, 2), (3, 2)], [None, 1, (2, 1)], [0, 1]))
+# padding at most half the window (as torch requires), so every case is a valid pooling
+POOLS = [
+    (k, s, p)
+    for k, s, p in itertools.product([(2, 2), (3, 2)], [None, 1, (2, 1)], [0, 1])
+    if not (p and min(k) < 2 * p)
+]
 
 
 @pytest.mark.parametrize("k,stride,pad", POOLS)
 @pytest.mark.parametrize("op", ["max", "mean"])
 def test_pool_against_numpy_loops(op, k, stride, pad):
-    if pad and min(k) < 2 * pad:
-        pytest.skip("padding larger than half the window")
     layer = (fx.MaxPool if op == "max" else fx.MeanPool)(k, stride=stride, pad=pad)
     x = np.random.default_rng(4).standard_normal((2, 7, 6, 3)).astype(np.float32)
     want = np_pool(x, layer.k, layer.stride, layer.pad, op)
