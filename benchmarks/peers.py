@@ -57,6 +57,37 @@ def seed_per_batch(batches: list, epochs: int) -> Callable[[], None]:
     return run
 
 
+def seed_scan(batches: list, epochs: int) -> Callable[[], None]:
+    """The seed model trained ``epochs`` passes over ``batches`` in one ``lax.scan`` (the
+    hand-written fused loop), stacked batches indexed by step."""
+    tx = optax.adam(1e-3)
+    p = _seed_params()
+    box = [p, tx.init(p)]
+    xs = jnp.stack([x for x, _ in batches])
+    ys = jnp.stack([y for _, y in batches])
+    nb = len(batches)
+
+    @jax.jit
+    def run_scan(p, s):
+        def body(c, i):
+            p, s = c
+            k = i % nb
+            l, g = jax.value_and_grad(_seed_loss)(p, xs[k], ys[k])
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), l
+
+        (p, s), ls = jax.lax.scan(body, (p, s), jnp.arange(nb * epochs))
+        return p, s, ls[-1]
+
+    def run():
+        p, s, l = run_scan(*box)
+        l.block_until_ready()
+        box[:] = [p, s]
+
+    run()
+    return run
+
+
 def mlp_data(steps: int, B: int, D: int, C: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((steps * B, D), dtype=np.float32)
@@ -94,6 +125,46 @@ def mlp_jit(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
         p, s = box
         for x, y in bs:
             p, s, l = step(p, s, x, y)
+        l.block_until_ready()
+        box[:] = [p, s]
+
+    run()
+    return run
+
+
+def mlp_scan(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
+    """The same MLP's steps in one ``lax.scan`` over the batches (the hand fused loop)."""
+    X, Yh = mlp_data(steps, B, widths[0], widths[-1])
+    ks = jax.random.split(jax.random.PRNGKey(0), len(widths) - 1)
+    p = [
+        (jax.random.normal(k, (a, b)) * (2 / a) ** 0.5, jnp.zeros(b))
+        for k, a, b in zip(ks, widths[:-1], widths[1:])
+    ]
+    tx = optax.adam(1e-3)
+    box = [p, tx.init(p)]
+
+    def loss(p, x, y):
+        for W, b in p[:-1]:
+            x = jax.nn.relu(x @ W + b)
+        W, b = p[-1]
+        return optax.softmax_cross_entropy(x @ W + b, y).mean()
+
+    xs = jax.device_put(X.reshape(steps, B, -1))
+    ys = jax.device_put(Yh.reshape(steps, B, -1))
+
+    @jax.jit
+    def run_scan(p, s):
+        def body(c, xy):
+            p, s = c
+            l, g = jax.value_and_grad(loss)(p, *xy)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), l
+
+        (p, s), ls = jax.lax.scan(body, (p, s), (xs, ys))
+        return p, s, ls[-1]
+
+    def run():
+        p, s, l = run_scan(*box)
         l.block_until_ready()
         box[:] = [p, s]
 

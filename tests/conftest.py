@@ -53,10 +53,12 @@ class Compiles:
 
     def __init__(self) -> None:
         self.count = 0
+        self.names: list[str] = []  # what was compiled, for the failure messages
 
     def __call__(self, name: str, *args, **kwargs) -> None:
         if name == self.EVENT:
             self.count += 1
+            self.names.append(kwargs.get("fun_name", "?"))
 
 
 @pytest.fixture

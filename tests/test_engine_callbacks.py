@@ -332,35 +332,3 @@ def test_caches_do_not_keep_callbacks_or_models_alive():
         mm = model()
         fx.train(lambda x, y, mm=mm: fx.mse(mm(x), y), fx.params(mm), LIST[:1], fx.Descent(ETA))
     assert len(cache.PLANS) <= cache.MAX_PLANS
-
-
-@pytest.mark.parametrize("kind", ["list", "loader"])
-def test_the_fusion_policy_measures_and_its_choice_changes_nothing(kind, monkeypatch):
-    """A long span measures single and fused steps once per plan and data kind; force
-    either outcome (a fake timer) and the run is the same."""
-    from fluxjax.engine import policy
-
-    results = {}
-    for favour_fused in (True, False):
-        calls = []
-        # seconds for: M single steps, a fused call of M steps, one of 2M steps
-        times = [1.0, 0.1, 0.15] if favour_fused else [0.01, 1.0, 2.0]
-
-        def fake_timed(plan, run, n, calls=calls, times=times):
-            run(n)
-            calls.append(n)
-            return times[len(calls) - 1]
-
-        monkeypatch.setattr(policy, "_timed", fake_timed)
-        m = model()
-        data = LIST if kind == "list" else loader()
-        h = fx.train(
-            lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.01), epochs=20
-        )
-        plan = next(p for p in fx.engine.cache.PLANS.values() if p.entries[0].slots[0].owner is m)
-        assert calls == [policy.M, policy.M, 2 * policy.M] and list(plan.fuse) == [kind]
-        c_s, c_f, over = plan.fuse[kind]
-        assert (c_f < c_s) == favour_fused
-        results[favour_fused] = (h.losses, wb(m))
-    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-6)
-    np.testing.assert_allclose(results[True][1], results[False][1], rtol=1e-6)

@@ -342,9 +342,8 @@ def use(plan: Any, placement: Placement | None) -> None:
     """
     if plan.placement != placement:
         plan.placement = placement
-        plan.compiled = {}
+        plan.programs = {}  # compiled again with the new placement's shardings
         plan.stack_cache = None
-        plan.step = jax.jit(wrap(placement, plan._step), donate_argnums=plan.donate)
         if placement is None:  # back to one device, from an earlier call on several
             _gather(plan, jax.devices()[0])
     if placement is None:

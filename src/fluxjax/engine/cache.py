@@ -11,6 +11,7 @@ identity comparison per argument and a version check (``find``'s first branch).
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,47 @@ from .scope import _filled, loss_key
 
 PLANS: OrderedDict[Any, Plan] = OrderedDict()
 MAX_PLANS = 64
-_LAST: list[Any] = [None, None, None, None, None]  # loss, target, opt, versions, plan
+
+
+def _ref(x: Any) -> Any:
+    """A weak reference to ``x`` where it allows one (a function, a model, a rule)."""
+    try:
+        return weakref.ref(x)
+    except TypeError:
+        return lambda: x
+
+
+class LastCall:
+    """The (loss, target, optimiser) of the last ``train`` call and its plan, held weakly:
+    the tutorial's loop calls ``train`` once per epoch with the same objects, which is
+    then one identity comparison per argument and a version check."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.refs: tuple[Any, ...] = ()
+        self.versions: Any = None
+        self.plan: Plan | None = None
+
+    def same(self, loss: Any, target: Any, opt: Any) -> bool:
+        """Whether these are the last call's objects, nothing about them changed."""
+        refs = self.refs
+        return (
+            bool(refs)
+            and refs[0]() is loss
+            and refs[1]() is target
+            and refs[2]() is opt
+            and _versions(loss, target) == self.versions
+            and not self.plan.stale()
+        )
+
+    def set(self, loss: Any, target: Any, opt: Any, plan: Plan) -> None:
+        self.refs = (_ref(loss), _ref(target), _ref(opt))
+        self.versions, self.plan = _versions(loss, target), plan
+
+
+LAST = LastCall()
 
 
 def _explicit_leaves(state: OptimiserState, model: Module) -> list[tuple[Leaf, list[Any]]]:
@@ -90,17 +131,10 @@ def _versions(loss: Any, target: Any) -> tuple[Any, ...]:
 def find(loss: Any, target: Any, opt: Any) -> Plan:
     """The plan for (loss, target, opt): the same objects as last call and nothing changed
     is one comparison (the tutorial's loop); otherwise a cache look-up by content."""
-    last = _LAST
-    if (
-        loss is last[0]
-        and target is last[1]
-        and opt is last[2]
-        and _versions(loss, target) == last[3]
-        and not last[4].stale()
-    ):
-        return last[4]
+    if LAST.same(loss, target, opt):
+        return LAST.plan  # type: ignore[return-value]
     plan = _lookup(loss, target, opt)
-    _LAST[:] = [loss, target, opt, _versions(loss, target), plan]
+    LAST.set(loss, target, opt, plan)
     return plan
 
 
@@ -130,4 +164,29 @@ def forget() -> None:
     for plan in PLANS.values():
         plan.flush()
     PLANS.clear()
-    _LAST[:] = [None, None, None, None, None]
+    LAST.clear()
+
+
+def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:
+    """How ``train(loss, target, data, opt)`` runs its steps: the plan's arrays and rules,
+    the form of its one compiled program (a loop whose step count is a run-time argument,
+    or one step per call) and why, the programs compiled so far and the steps taken.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.Dense(1, 1)
+    >>> loss = lambda x, y: fx.mse(m(x), y)
+    >>> _ = fx.train(loss, fx.params(m), [(jnp.ones((2, 1)), jnp.ones((2, 1)))], fx.Descent())
+    >>> print(fx.explain(loss, fx.params(m), fx.Descent()))
+    no plan yet: train(loss, target, data, opt) has not run with these objects
+    """
+    from ..optimise.optax import as_rule
+
+    opt = as_rule(opt)
+    try:
+        key, _ = _build(loss, target, opt)
+    except TypeError as e:
+        return f"no plan: {e}"
+    plan = PLANS.get(key)
+    if plan is None:
+        return "no plan yet: train(loss, target, data, opt) has not run with these objects"
+    return plan.describe()

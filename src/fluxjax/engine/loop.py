@@ -10,9 +10,9 @@ Two forms drive one engine:
   then lives inside the rule object, as in implicit mode).
 
 Callbacks run after every step's update, as in Flux, with the model holding that step's
-arrays. Steps run fused on the device only between the points where a callback can act:
-with no callback, or only scheduled ones (``fx.every``, ``fx.throttle``), when the data
-live in memory and fusing measures faster.
+arrays. A plan runs all its steps through one compiled program (``program``); the steps
+between the points where a callback can act run as one call of it, so results never
+depend on how a run was split into calls or spans.
 
 Arrays are values: training puts new arrays into the model's attributes (on accelerators
 the old ones are donated). Keep reading parameters through the model (``m[0].weight``).
@@ -23,25 +23,25 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import checks, distributed
 from ..callbacks import SkipException, StepContext, StopException
 from ..optimise.optax import as_rule
-from . import cache, policy
+from . import cache, program
 from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule
 from .scope import captured_arrays, loss_key
-from .sources import classify, signature
+from .sources import open_source, signature
 
 _WARNED: set[Any] = set()
-CHUNK = 4096  # most steps one fused call runs
-SMALL = 64  # fused calls of at most this many steps use a small loss buffer
 
 
 def _warn_once(key: Any, text: str) -> None:
@@ -64,6 +64,7 @@ def train(
     devices: Any = None,
     mesh: Any = None,
     shard_params: bool = False,
+    fuse: bool | None = None,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses (and callback metrics) as a ``TrainHistory``.
@@ -93,6 +94,12 @@ def train(
       are replicated, XLA adds the gradient all-reduce. ``mesh=`` a ``jax.sharding.Mesh``
       with a ``"batch"`` axis instead; ``shard_params=True`` shards parameters and optimiser
       state along their largest divisible axis (FSDP-style). See ``fx.distributed``.
+    * ``fuse``: the form of the plan's one compiled program, fixed on its first call:
+      ``None`` chooses (a loop whose step count is a run-time argument, or one compiled
+      step per batch where XLA runs the step much slower in a loop: convolutions on the
+      CPU); ``True`` forces the loop, ``False`` the lone step. ``fx.explain`` shows it.
+      The same steps give the same bits however the run is split into calls, spans or a
+      save and load; the two forms agree to float rounding.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), jnp.array([0.0]))
@@ -103,18 +110,16 @@ def train(
     (3.0, 500)
     """
     opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
-    one = type(data) is list and len(data) == 1 and epochs == 1 and compile and not progress
-    if one and devices is None and mesh is None and not shard_params:
-        hist = _one_step(loss, target, data[0], opt, cb, steps_per_call)
-        if hist is not None:
-            return hist
+    if not cache.LAST.same(loss, target, opt):  # a new call: check its arguments
+        checks.check_opt(opt)
+        if isinstance(target, tuple) and not target:
+            target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
     epochs = checks.check_epochs(epochs)
     if steps_per_call is not None:
         steps_per_call = checks.check_count(steps_per_call, "steps_per_call", lo=1)
+    if fuse is not None and not isinstance(fuse, bool):
+        raise TypeError(f"train: fuse must be None, True or False, got {fuse!r}.")
     checks.check_data(data, epochs)
-    checks.check_opt(opt)
-    if isinstance(target, tuple) and not target:
-        target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
     plan = cache.find(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
@@ -125,7 +130,7 @@ def train(
         _warn_captured(plan, loss)
     sched = _schedule(cb, steps_per_call)
     hist = TrainHistory()
-    run = Run(plan, sched, hist, compile, _bar(progress, data, epochs))
+    run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs))
     try:
         run.go(data, epochs)
         # a call of several steps waits for its last one and reports a failure now; a
@@ -144,67 +149,6 @@ def train(
     return hist
 
 
-def _one_step(
-    loss: Any, target: Any, batch: Any, opt: Any, cb: Any, steps_per_call: Any
-) -> TrainHistory | None:
-    """The tutorial's loop, ``train`` once per epoch on one batch, when nothing changed
-    since the last call (the same plan, owning its state, the very same batch arrays): the
-    same steps as ``Run`` takes for one step, without building it. None: take the general
-    path."""
-    last = cache._LAST
-    if loss is not last[0] or target is not last[1] or opt is not last[2]:
-        return None  # a new call: the general path checks its arguments
-    if steps_per_call is not None or type(batch) is not tuple:
-        return None
-    plan = cache.find(loss, target, opt)
-    if plan.eager or plan.empty or not plan.owns_state() or plan.placement is not None:
-        return None
-    if not _same_batch(batch, plan.last_batch):
-        return None
-    sched = _schedule(cb, None) if cb is not None else None
-    start = plan.steps_done
-    hist = TrainHistory()
-    tv, ov = plan.inputs()
-    l = plan.finish(plan.step(tv, ov, plan.bufs, plan.halt, batch), 1)
-    hist._add(l, 1, 1)
-    try:
-        if sched is not None:
-            _one_step_callbacks(plan, sched, hist, l)
-        # one lagged check covers this call and the earlier ones (failures are sticky)
-        plan.check(False, start)
-    except FloatingPointError as e:
-        e.history = hist  # type: ignore[attr-defined]
-        raise
-    return hist
-
-
-def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any) -> None:
-    eta = plan.callback_eta
-
-    def context() -> StepContext:
-        return StepContext(1, 1, l, eta() if callable(eta) else eta, 0)
-
-    if not sched.scheduled:  # plain callbacks only: Flux's loop, nothing to schedule
-        stopped, ctx = sched.fire(1, context, None)
-        if ctx is not None and ctx.metrics:
-            hist._record(1, ctx.metrics)
-        plan.reclaim()
-        return
-    sps = getattr(plan, "sps", None)
-    try:
-        sched.start(sps)
-        stopped = False
-        if sched.is_due(1):
-            stopped, ctx = sched.fire(1, context, sps)
-            if ctx is not None and ctx.metrics:
-                hist._record(1, ctx.metrics)
-        if sched.ends:
-            sched.at_end(1, context, sps)
-        plan.reclaim()
-    finally:
-        sched.finish(1)
-
-
 def _warn_captured(plan: Plan, loss: Any) -> None:
     plan.warned_captured = True
     found = captured_arrays(loss)
@@ -218,16 +162,46 @@ def _warn_captured(plan: Plan, loss: Any) -> None:
         )
 
 
-_LAST_CB: list[Any] = [object(), None, None]  # cb, steps_per_call, its parsed Schedule
+class _LastSchedule:
+    """The callbacks of the last call, parsed (a loop of ``train`` calls passes the same
+    ``cb`` each time). Holds the callback weakly where it can."""
+
+    def __init__(self) -> None:
+        self.cb: Any = None
+        self.steps_per_call: int | None = None
+        self.schedule: Schedule | None = None
+
+    def get(self, cb: Any, steps_per_call: int | None) -> Schedule:
+        held = self.cb() if isinstance(self.cb, weakref.ref) else self.cb
+        if self.schedule is not None and held is cb and steps_per_call == self.steps_per_call:
+            return self.schedule.fresh()
+        self.schedule = Schedule(cb, steps_per_call)
+        try:
+            self.cb = weakref.ref(cb)
+        except TypeError:  # a list, None: not weakly referenceable
+            self.cb = cb
+        self.steps_per_call = steps_per_call
+        return self.schedule.fresh()
+
+
+LAST_SCHEDULE = _LastSchedule()
 
 
 def _schedule(cb: Any, steps_per_call: int | None) -> Schedule:
     """A fresh Schedule for this call (parsing ``cb`` only when it is a new object)."""
-    if cb is _LAST_CB[0] and steps_per_call == _LAST_CB[1]:
-        return _LAST_CB[2].fresh()
-    s = Schedule(cb, steps_per_call)
-    _LAST_CB[:] = [cb, steps_per_call, s]
-    return s.fresh()
+    return LAST_SCHEDULE.get(cb, steps_per_call)
+
+
+def _bar(progress: bool, data: Any, n_epochs: int) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    try:
+        total = len(data) * n_epochs  # type: ignore[arg-type]
+    except TypeError:
+        total = None
+    return tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
 
 
 def _bar(progress: bool, data: Any, n_epochs: int) -> Any:
@@ -246,12 +220,28 @@ class _Stopped(Exception):
     """Raised inside a run when a callback or the loss called ``fx.stop()``."""
 
 
+def _later(sel: Any, j: int) -> Any:
+    """The program's selector ``j`` steps later (a start, or a table and a start)."""
+    if isinstance(sel, tuple):
+        return sel[0], np.int32(sel[1] + j)
+    return np.int32(sel + j)
+
+
+def _lazy(losses: Any, index: int) -> Any:
+    """A zero-argument function reading one loss of a device buffer (only when called;
+    through host memory, which compiles nothing)."""
+    return lambda: np.asarray(losses)[index]
+
+
 class Run:
     """One ``train`` call: ``done`` steps taken so far, ``pos`` batches consumed (a batch
-    skipped by the loss is consumed without a step)."""
+    skipped by the loss is consumed without a step). Every step goes through ``call``."""
 
-    def __init__(self, plan: Plan, sched: Schedule, hist: TrainHistory, compile: bool, bar):
+    def __init__(
+        self, plan: Plan, sched: Schedule, hist: TrainHistory, compile: bool, fuse: Any, bar: Any
+    ) -> None:
         self.plan, self.sched, self.hist, self.compile, self.bar = plan, sched, hist, compile, bar
+        self.fuse = fuse
         self.done = self.pos = 0
         self.call_start = plan.steps_done
         self.eta = plan.callback_eta
@@ -260,64 +250,164 @@ class Run:
         self.timing = sched.active and not sched.plain
         self.sps: float | None = getattr(plan, "sps", None)
         self.bar_time = 0.0
-        self.src: Any = None  # the in-memory data source, when there is one
+        self.src: Any = None
+        self.last: Any = None  # (loss, epoch, batch index) of the last step
 
     def go(self, data: Any, n_epochs: int) -> None:
-        plan = self.plan
+        self.src = src = open_source(data, n_epochs, self.plan, self.compile)
         self.sched.start(self.sps)
-        fast = self.compile and not plan.eager and not plan.empty
-        kind = classify(data, n_epochs, plan.placement) if fast else None
         try:
-            if kind is None:
-                self.iterate(data, n_epochs)
-            else:
-                self.src = kind.for_plan(plan, n_epochs)
-                self.spans(self.src)
+            while src.total is None or self.pos < src.total:
+                k = self.sched.horizon(self.done) or CHUNK
+                if src.total is not None:
+                    k = min(k, src.total - self.pos)
+                t, start = time.perf_counter(), self.done
+                more = src.steps(self, k)
+                if self.timing and self.done > start:
+                    jax.block_until_ready(self.plan.halt)
+                    self.sps = self.plan.sps = (time.perf_counter() - t) / (self.done - start)
+                if self.done > start:
+                    self.last = (src.last_loss, *src.where(self.pos - 1))
+                    if self.sched.is_due(self.done):
+                        self._fire()
+                if not more:
+                    break
         except _Stopped:
             pass
         if self.sched.ends and self.done:
-            loss, ep, bi = self.last
-            done, eta = self.done, self.eta
-            if self.src is not None:
-                self.src.settle(self.pos)
-            self.sched.at_end(
-                done,
-                lambda: StepContext(ep, done, loss, eta() if callable(eta) else eta, bi),
-                self.sps,
-            )
+            src.settle(self.pos)
+            self.sched.at_end(self.done, self._context, self.sps)
             self.plan.reclaim()
 
-    # -- after a step ----------------------------------------------------------------------
-    def stepped(self, n: int, losses: Any, last: Any, epoch: Any, ep: int, bi: int) -> None:
-        """Record ``n`` steps (their losses), update the bar, fire the callbacks due."""
-        self.done += n
-        self.hist._add(losses, n, epoch)
-        if self.bar is not None:
-            self._bar_update(n, last)
-        if self.sched.is_due(self.done):
-            self._fire(last, ep, bi)
-        elif self.sched.ends:
-            self.last = (last, ep, bi)
+    def _context(self) -> StepContext:
+        loss, ep, bi = self.last
+        eta = self.eta
+        return StepContext(ep, self.done, loss, eta() if callable(eta) else eta, bi)
 
-    def _fire(self, last: Any, ep: int, bi: int) -> None:
-        done, eta = self.done, self.eta
-        self.last = (last, ep, bi)
-
-        def context() -> StepContext:
-            return StepContext(ep, done, last, eta() if callable(eta) else eta, bi)
-
-        if self.src is not None:  # a DataLoader knows how far into its epoch the run is
-            self.src.settle(self.pos)
+    def _fire(self) -> None:
+        src, done = self.src, self.done
+        src.settle(self.pos)  # a DataLoader knows how far into its epoch the run is
         try:
-            stopped, ctx = self.sched.fire(done, context, self.sps)
+            stopped, ctx = self.sched.fire(done, self._context, self.sps)
         finally:
-            if self.src is not None:
-                self.src.unsettle(self.pos)
+            src.unsettle(self.pos)
         if ctx is not None and ctx.metrics:
             self.hist._record(done, ctx.metrics)
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if stopped:
             raise _Stopped
+
+    # -- the calls of the program --------------------------------------------------------
+    def call(self, static: tuple[Any, ...], data: Any, sel: Any, n: int, src: Any) -> None:
+        """``n`` steps through the plan's program: ``data`` in ``src.layout`` and ``sel``
+        (a start, or a table and a start) select each step's batch."""
+        plan = self.plan
+        if not self.compile or plan.eager:
+            return self._eager(static, data, sel, n, src)
+        if plan.form is None:
+            plan.choose_form(self.fuse, program.batch_spec(src.layout, static, data))
+        fn = plan.program(src.layout, *static)
+        if plan.form == "step":
+            for j in range(n):
+                self._invoke(fn, static, data, _later(sel, j), 1, src)
+            return None
+        if n > 1 and not plan.carry_stable():  # carried state takes its shape in one step
+            self._invoke(fn, static, data, sel, 1, src)
+            n, sel = n - 1, _later(sel, 1)
+        while n > 0:
+            m = min(n, program.CAP)
+            self._invoke(fn, static, data, sel, m, src)
+            n, sel = n - m, _later(sel, m)
+        return None
+
+    def _invoke(self, fn: Any, static: Any, data: Any, sel: Any, n: int, src: Any) -> None:
+        plan = self.plan
+        tv, ov = plan.inputs()
+        try:
+            out = fn(tv, ov, plan.bufs, plan.halt, data, sel, np.int32(n))
+        except (SkipException, StopException):
+            # raised while tracing: the loss decides in Python, so it must run eagerly
+            _warn_once(
+                ("eager", id(plan)),
+                "train: the loss called fx.skip() or fx.stop() while being compiled, so it "
+                "runs eagerly from now on (slower). In a compiled loss use "
+                "fx.skip_when(condition).",
+            )
+            plan.eager = True
+            return self._eager(static, data, sel, n, src)
+        ls = plan.finish(out, n)
+        self._record(ls, n, src, ls if n == 1 and plan.form == "step" else _lazy(ls, n - 1))
+        # compiled: read the failure flag every LAG calls, which also bounds the work in flight
+        plan.check(False, self.call_start)
+        return None
+
+    def _record(self, losses: Any, n: int, src: Any, last: Any) -> None:
+        self.hist._add(losses, n, src.epoch_of(self.pos))
+        src.last_loss = last
+        self.pos += n
+        self.done += n
+        if self.bar is not None:
+            self._bar_update(n, last)
+
+    def _eager(self, static: Any, data: Any, sel: Any, n: int, src: Any) -> None:
+        """``n`` steps run op by op (``compile=False``, or a loss that decides in Python)."""
+        plan = self.plan
+        key = ("eager", src.layout, static)
+        fn = plan.programs.get(key)
+        if fn is None:
+            fn = plan.programs[key] = program.build(plan, "step", src.layout, static)
+        for j in range(n):
+            tv, ov = plan.inputs()
+            try:
+                out = fn(tv, ov, plan.bufs, plan.halt, data, _later(sel, j), 1)
+            except SkipException:
+                self.pos += 1
+                continue
+            except StopException:
+                raise _Stopped from None
+            ls = plan.finish(out, 1)
+            self._record(ls, 1, src, ls)
+            plan.check(True, self.call_start)
+        return None
+
+    def stream_call(self, batch: Any, bi: int) -> None:
+        """One step on a batch of a stream (any iterable)."""
+        plan = self.plan
+        if plan.empty:
+            return self._empty(batch)
+        if self.compile and not plan.eager:
+            self.check_batch(batch, bi)
+        if plan.placement is not None:  # split over the devices
+            batch = plan.placement.batch(batch)
+        return self.call((), batch, np.int32(0), 1, self.src)
+
+    def check_batch(self, batch: Any, bi: int) -> None:
+        """Warn (once) when a batch's shapes force a new compilation."""
+        plan = self.plan
+        if not _same_batch(batch, plan.last_batch):
+            plan.last_batch = batch if type(batch) is tuple else None
+            sig = signature(batch)
+            if sig != plan.signature:
+                _new_signature(plan, sig, bi)
+
+    def _empty(self, batch: Any) -> None:
+        """Empty ``Params``: the loss runs eagerly, nothing is updated (Flux's train!)."""
+        from .step import call_loss
+
+        try:
+            out = call_loss(self.plan, batch)
+        except SkipException:
+            self.pos += 1
+            return None
+        except StopException:
+            raise _Stopped from None
+        self.plan.steps_done += 1
+        try:
+            l = jnp.asarray(out, jnp.float32)
+        except TypeError:
+            l = jnp.float32(jnp.nan)
+        self._record(l, 1, self.src, l)
+        return None
 
     def _bar_update(self, n: int, loss: Any) -> None:
         self.bar.update(n)
@@ -326,122 +416,8 @@ class Run:
             self.bar_time = now
             self.bar.set_postfix(loss=f"{float(loss() if callable(loss) else loss):.4g}")
 
-    # -- one step at a time -----------------------------------------------------------------
-    def single(self, batch: Any, bi: int) -> Any:
-        """One step on ``batch``; its loss (a device scalar), or None when the loss skipped.
-        Raises ``_Stopped`` when the loss called ``fx.stop()``."""
-        plan = self.plan
-        self.pos += 1
-        if plan.empty:
-            return self._empty(batch)
-        tv, ov = plan.inputs()
-        if self.compile and not plan.eager and not _same_batch(batch, plan.last_batch):
-            plan.last_batch = batch if type(batch) is tuple else None
-            sig = signature(batch)
-            if sig != plan.signature:
-                _new_signature(plan, sig, bi)
-        if plan.placement is not None:  # split over the devices
-            batch = plan.placement.batch(batch)
-        try:
-            out = _call(plan, self.compile, tv, ov, batch)
-        except SkipException:
-            return None
-        except StopException:
-            raise _Stopped from None
-        l = plan.finish(out, 1)
-        # eagerly: at once; compiled: every LAG calls, which also bounds the work in flight
-        plan.check(not self.compile or plan.eager, self.call_start)
-        return l
 
-    def _empty(self, batch: Any) -> Any:
-        from .step import call_loss
-
-        try:
-            out = call_loss(self.plan, batch)
-        except SkipException:
-            return None
-        except StopException:
-            raise _Stopped from None
-        self.plan.steps_done += 1
-        try:
-            return jnp.asarray(out, jnp.float32)
-        except TypeError:
-            return jnp.float32(jnp.nan)
-
-    def iterate(self, data: Any, n_epochs: int) -> None:
-        """Any iterable: one compiled step per batch, the callbacks after each."""
-        for ep in range(1, n_epochs + 1):
-            for bi, batch in enumerate(data):
-                l = self.single(batch, bi)
-                if l is not None:
-                    self.stepped(1, l, l, ep, ep, bi)
-
-    # -- in-memory data: spans between callbacks ---------------------------------------------
-    def spans(self, src: Any) -> None:
-        """Steps over a list of equal batches or an in-memory DataLoader, in spans that end
-        where a callback may act; each span fused or not as the policy measured."""
-        while self.pos < src.total:
-            k = min(self.sched.horizon(self.done) or src.total, src.total - self.pos)
-            t = time.perf_counter()
-            start = self.done
-            self.span(src, k)
-            if self.timing and self.done > start:
-                jax.block_until_ready(self.plan.halt)
-                self.sps = self.plan.sps = (time.perf_counter() - t) / (self.done - start)
-            if self.done > start:
-                if self.sched.is_due(self.done):
-                    self._fire(src.last_loss, *src.where(self.pos - 1))
-                else:
-                    self.last = (src.last_loss, *src.where(self.pos - 1))
-
-    def span(self, src: Any, k: int) -> None:
-        """Run ``k`` batches of ``src`` (fewer if the loss skips: then it returns early)."""
-        if self.plan.eager:  # the loss turned out to need Python: no fusing
-            return self.singles(src, k)
-        if k > 1 and not self.plan.carry_stable():
-            # carried layer state (a recurrent layer's) that the next step would reshape,
-            # e.g. unbatched after fx.reset: one single step first gives a fused loop a
-            # carry whose shape holds
-            self.singles(src, 1)
-            k -= 1
-        choice, used = policy.choose(
-            self.plan, src.kind, k, lambda n: self.singles(src, n), lambda n: src.fused(self, n)
-        )
-        k -= used
-        if choice and k > 1:
-            src.fused(self, k)
-        else:
-            self.singles(src, k)
-
-    def singles(self, src: Any, k: int) -> None:
-        for _ in range(k):
-            ep, bi = src.where(self.pos)
-            l = self.single(src.batch(self.pos), bi)
-            if l is not None:
-                src.last_loss = l
-                self.done += 1
-                self.hist._add(l, 1, ep)
-                if self.bar is not None:
-                    self._bar_update(1, l)
-
-
-def _call(plan: Plan, compile: bool, tv: list[Any], ov: list[Any], batch: Any) -> Any:
-    from .step import single
-
-    if not compile or plan.eager:
-        return single(plan, tv, ov, plan.bufs, plan.halt, batch)
-    try:
-        return plan.step(tv, ov, plan.bufs, plan.halt, batch)
-    except (SkipException, StopException):
-        # raised while tracing: the loss decides in Python, so it must run eagerly
-        _warn_once(
-            ("eager", id(plan)),
-            "train: the loss called fx.skip() or fx.stop() while being compiled, so it "
-            "runs eagerly from now on (slower). In a compiled loss use "
-            "fx.skip_when(condition).",
-        )
-        plan.eager = True
-        return single(plan, tv, ov, plan.bufs, plan.halt, batch)
+CHUNK = 1 << 30  # steps a span may hold when no callback bounds it
 
 
 def _same_batch(batch: Any, last: Any) -> bool:

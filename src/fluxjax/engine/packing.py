@@ -5,6 +5,10 @@ small models: Adam on a 4-array model would pass 12 state arrays per step. Small
 arrays (at most ``PACK_MAX`` elements) therefore share one buffer per dtype; large ones
 keep a buffer of their own, since copying them into a shared one would cost more memory
 traffic than the call saves.
+
+``pack``/``unpack`` run inside the compiled program; ``host_pack``/``host_unpack`` run
+outside it (when a plan takes the state or gives it back) through NumPy and
+``jax.device_put``, so they compile no XLA program of their own.
 """
 
 from __future__ import annotations
@@ -58,5 +62,20 @@ class Packer:
         leaves = [
             (jax.lax.slice(bufs[b], (s,), (s + n,)) if self.shared[b] else bufs[b]).reshape(shape)
             for b, s, n, shape in self.layout
+        ]
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+    def host_pack(self, trees: list[Any]) -> list[Any]:
+        """``pack`` outside compiled code: through host memory, compiling nothing."""
+        parts: list[list[Any]] = [[] for _ in self.dtypes]
+        for leaf, (b, _, _, _) in zip(jax.tree_util.tree_leaves(trees), self.layout):
+            parts[b].append(np.ravel(np.asarray(leaf, self.dtypes[b])))
+        return [jax.device_put(np.concatenate(p) if len(p) > 1 else p[0]) for p in parts]
+
+    def host_unpack(self, bufs: list[Any]) -> list[Any]:
+        """``unpack`` outside compiled code: through host memory, compiling nothing."""
+        host = [np.asarray(b) for b in bufs]
+        leaves = [
+            jax.device_put(host[b][s : s + n].reshape(shape)) for b, s, n, shape in self.layout
         ]
         return jax.tree_util.tree_unflatten(self.treedef, leaves)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..autodiff import Param, _group
@@ -26,7 +24,7 @@ from ..distributed import wrap
 from ..module import Module, modules, structure_version, walk
 from ..optimise.base import Rule, rule_version
 from ..optimise.interface import RulesKey, implicit_state
-from . import fused, step
+from . import policy, program
 from .packing import Packer
 from .scope import reachable
 
@@ -113,7 +111,7 @@ class Plan:
         self.signature: Any = None
         self.signatures: list[Any] = []
         self.last_batch: Any = None
-        self.stack_cache: Any = None
+        self.stack_cache: Any = None  # (the leaves of a list of batches, their stack)
         self.eta = _eta(rules[0]) if rules else None
         # what a callback's StepContext gets: the number, or the schedule's value now
         self.callback_eta: Any = (
@@ -121,11 +119,33 @@ class Plan:
         )
         self.warned_captured = False
         self.eager = False
-        self.fuse: dict[str, bool] = {}  # the fusion policy's measured choice, per data kind
+        # the form of this plan's one program ("loop" or "step"), fixed by its first call
+        # (policy.form), and why; ``fuse=`` forces it before then
+        self.form: str | None = None
+        self.why = ""
         self.donate = _should_donate(entries)
         self.placement: Any = None  # a distributed.Placement when training on several devices
-        self.step = jax.jit(self._step, donate_argnums=self.donate)
-        self.compiled: dict[Any, Any] = {}
+        self.programs: dict[Any, Any] = {}  # (layout, static sizes) -> the jitted program
+
+    def describe(self) -> str:
+        """What ``fx.explain`` prints: the arrays, the rules, the program's form and why."""
+        rules = ", ".join(sorted({repr(r) for r in self.rules})) or "none"
+        progs = ", ".join(str(k[0]) + (f"{k[1:]}" if k[1:] else "") for k in self.programs)
+        form = (
+            "not chosen yet (no compiled step)"
+            if self.form is None
+            else f"form {self.form!r}: {self.why}"
+        )
+        return (
+            f"Plan: {len(self.entries)} trainable arrays, {len(self.others)} other arrays, "
+            f"rule {rules}\n"
+            f"  program: {form}\n"
+            f"  data layouts compiled: {progs or 'none'}\n"
+            f"  steps taken while it held the optimiser state: {self.steps_done}"
+        )
+
+    def __repr__(self) -> str:
+        return self.describe()
 
     def stale(self) -> bool:
         """True when a module this plan was built from has changed its structure."""
@@ -144,8 +164,8 @@ class Plan:
             int(trees[0][1]) if self.need_t and trees else 0
         )  # updates already made (schedules)
         self.packer = Packer(trees)
-        self.bufs = self.packer.pack(trees) if trees else []
-        self.halt = jnp.zeros((3,), jnp.int32)
+        self.bufs = self.packer.host_pack(trees) if trees else []
+        self.halt = jax.device_put(np.zeros((3,), np.int32))
         self.pending = deque()
         self.steps_done = 0
         self.owned = True
@@ -169,7 +189,7 @@ class Plan:
         if not self.owned:
             return
         self.owned = False
-        trees = self.packer.unpack(self.bufs)
+        trees = self.packer.host_unpack(self.bufs)
         if isinstance(self.source, Rule):
             store = self.source._implicit_store()
             store.pop("_fx_owner", None)
@@ -197,20 +217,22 @@ class Plan:
                 return float(v(self.t0 + self.steps_done))
         return None
 
-    # -- compiled calls ------------------------------------------------------------------
-    def _step(self, *args: Any) -> Any:
-        """One step (what ``self.step`` compiles; ``distributed.use`` rebuilds it)."""
-        return step.single(self, *args)
-
-    def fused(self, kind: str, *static: Any) -> Any:
-        """The compiled fused runner ``kind`` for its static sizes (cached)."""
-        key = (kind, *static)
-        fn = self.compiled.get(key)
+    # -- the compiled program -------------------------------------------------------------
+    def program(self, layout: str, *static: Any) -> Any:
+        """The jitted program of this plan for a data ``layout`` and its static sizes (one
+        traced function; JAX compiles it once per shape of its arguments)."""
+        key = (layout, *static)
+        fn = self.programs.get(key)
         if fn is None:
-            impl = partial(fused.RUNNERS[kind], self, *static)
+            impl = program.build(self, self.form or "loop", layout, static)
             fn = jax.jit(wrap(self.placement, impl), donate_argnums=self.donate)
-            self.compiled[key] = fn
+            self.programs[key] = fn
         return fn
+
+    def choose_form(self, fuse: bool | None, batch: Any) -> None:
+        """Fix this plan's program form on its first compiled call (``policy.form``)."""
+        if self.form is None:
+            self.form, self.why = policy.form(self, fuse, batch)
 
     def carry_stable(self) -> bool:
         """Whether the arrays a step replaces (layer state) now have the shapes a step
@@ -264,7 +286,7 @@ class Plan:
         _, at, reason = (int(v) for v in np.asarray(h))
         if at:
             q.clear()  # later halts carry the same sticky failure: report it once
-            self.halt = jnp.zeros((3,), jnp.int32)
+            self.halt = jax.device_put(np.zeros((3,), np.int32))
             start, self.steps_done = call_start, 0
             raise failure(self, at - start, reason)
 

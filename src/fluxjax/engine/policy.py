@@ -1,36 +1,73 @@
-"""Whether a span of steps runs fused in one compiled call or one compiled step per batch
-(internal). Fusion is chosen by measurement, never assumed to pay: on XLA's CPU backend a
-loop over a convolutional step can run at a ninth of the speed of the same step called
-from Python, while a tiny model's fused step costs a twentieth of a call.
+"""Which form a plan's one program takes, and which data may live on the device (internal).
 
-The first time a plan meets a long enough span of a data kind, ``measure`` times ``M``
-single steps and fused calls of ``M`` and ``2M`` steps (after compiling both), which gives
-a single step's cost ``c_s``, a fused step's marginal cost ``c_f`` and a fused call's
-overhead ``o``. A span of ``k`` steps then runs fused when ``o + k·c_f < k·c_s``. Every
-measured step is a real step of the run, and both paths compute the same steps on the same
-batches, so the choice never changes what the run does.
+A plan runs every step through one compiled program (``program``): a loop whose step count
+is a run-time argument, or a lone step. The two agree to float rounding only (XLA compiles
+a loop body apart from a lone step), so the form is never taken from a timing, which two
+processes (a run and its resume) could measure differently: it is a rule of the plan's
+structure and the backend, the same in every process.
 
-Data are fused only when a device copy of them fits a memory budget (``BUDGET_FRACTION``
-of the device's memory where JAX reports it, else ``CPU_BUDGET`` bytes); larger data are
-streamed batch by batch.
+* ``"loop"`` by default: spans between callbacks run as one call (the seed's 40,000 tiny
+  epochs cost microseconds), and a callback after every step is a count of 1.
+* ``"step"`` when the backend is the CPU and the step holds a convolution: XLA's CPU
+  backend compiles a convolution's gradient inside a loop body without its fast kernels
+  (a small CNN measured 8x slower per step in a loop than as a lone step, whatever the
+  count), so such a plan takes one compiled step per batch.
+
+``train(..., fuse=True)`` or ``fuse=False`` forces the form (the two forms may then differ
+in the last bits); ``fx.explain`` shows the form and why.
+
+Data are put on the device (to be gathered there by the loop) only when a copy of them fits
+a memory budget (``BUDGET_FRACTION`` of the device's memory where JAX reports it, else
+``CPU_BUDGET`` bytes); larger data are streamed batch by batch.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
-M = 4  # steps per timed run
-# spans shorter than this run step by step until costs are known. Fused and single steps
-# agree to float rounding, not bit for bit (XLA compiles a loop body apart from a lone
-# step), so where a run switches paths shows in the last bits: short runs keep one path.
-MEASURE_MIN = 64
 CPU_BUDGET = 2 * 2**30
 BUDGET_FRACTION = 0.25
+SLOW_IN_LOOPS = {"conv_general_dilated"}  # primitives XLA's CPU backend runs slowly in loops
+
+
+def form(plan: Any, fuse: bool | None, batch: Any) -> tuple[str, str]:
+    """The form of ``plan``'s program, and why, for its first ``batch``."""
+    if fuse is not None:
+        return ("loop" if fuse else "step"), f"forced: fuse={fuse}"
+    if jax.default_backend() != "cpu":
+        return "loop", f"backend {jax.default_backend()}: steps between callbacks in one call"
+    found = _primitives(plan, batch) & SLOW_IN_LOOPS
+    if found:
+        return "step", (
+            f"the step holds {', '.join(sorted(found))}, which XLA's CPU backend runs "
+            "much slower inside a loop: one compiled step per batch"
+        )
+    return "loop", "steps between callbacks in one call"
+
+
+def _primitives(plan: Any, batch: Any) -> set[str]:
+    """The names of the primitives in the traced loss and gradient of ``plan``."""
+    from .step import loss_and_grads
+
+    tv = [p.get() for p in plan.entries]
+    ov = [p.get() for p in plan.others]
+    jaxpr = jax.make_jaxpr(lambda tv, ov, b: loss_and_grads(plan, tv, ov, b)[:2])(tv, ov, batch)
+    names: set[str] = set()
+
+    def visit(jx: Any) -> None:
+        for eqn in jx.eqns:
+            names.add(eqn.primitive.name)
+            for v in eqn.params.values():
+                for sub in v if isinstance(v, tuple | list) else (v,):
+                    sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds its Jaxpr
+                    if hasattr(sub, "eqns"):
+                        visit(sub)
+
+    visit(jaxpr.jaxpr)
+    return names
 
 
 def budget() -> int:
@@ -47,34 +84,3 @@ def nbytes(tree: Any) -> int:
     return sum(
         int(np.size(a)) * np.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(tree)
     )
-
-
-def choose(
-    plan: Any, kind: str, span: int, single: Callable[[int], None], fused: Callable[[int], None]
-) -> tuple[bool, int]:
-    """Whether a span of ``span`` steps of ``kind`` runs fused, and how many of its steps
-    were used measuring the costs (the first time only). ``single(n)``/``fused(n)`` run
-    ``n`` real steps of the run each way."""
-    costs = plan.fuse.get(kind)
-    used = 0
-    if costs is None:
-        if span < MEASURE_MIN:
-            return False, 0
-        single(1)  # compiles the single step (or finds it compiled)
-        c_s = _timed(plan, single, M) / M
-        fused(M)  # compiles the fused runner
-        t1, t2 = _timed(plan, fused, M), _timed(plan, fused, 2 * M)
-        c_f = max(0.0, (t2 - t1) / M)
-        costs = plan.fuse[kind] = (c_s, c_f, max(0.0, t1 - M * c_f))
-        used = 1 + M + M + M + 2 * M
-    c_s, c_f, over = costs
-    k = span - used
-    return over + k * c_f < k * c_s, used
-
-
-def _timed(plan: Any, run: Callable[[int], None], n: int) -> float:
-    jax.block_until_ready(plan.halt)
-    t = time.perf_counter()
-    run(n)
-    jax.block_until_ready(plan.halt)
-    return time.perf_counter() - t

@@ -1,7 +1,20 @@
-"""In-memory data that ``train`` can run fused (internal): a list of equally shaped batches
-(``Stacked``) or a DataLoader over arrays (``Loader``). Each knows which batch a position in
-the run is (``batch``, ``where``) and how to run ``k`` of them in fused calls (``fused``),
-so that step-by-step and fused spans can alternate within one run on the same batches.
+"""Where a run's batches come from, and how they reach the plan's one program (internal).
+
+Each source turns "the next ``k`` steps" into calls of the plan's program (``Run.call``),
+with the data in the program's layout (see ``program``):
+
+* ``Stream``: any iterable (a generator, ``itertools.repeat``, batches of unequal shapes,
+  data too large for the device, a sharded loader): each batch is one call, layout
+  ``"one"``.
+* ``One``: a list of one batch: ``k`` steps on it in one call, layout ``"one"`` (the same
+  compiled program a stream of batches of that shape uses).
+* ``Stacked``: a list of equally shaped batches, stacked on the device, layout ``"stack"``.
+* ``Loader``: a DataLoader over arrays in memory: its arrays on the device and a table of
+  each epoch's observation order, drawn when the run reaches that epoch (exactly as
+  iterating would draw it), layout ``"rows"``.
+
+A source never changes the run's counters: ``steps(run, k)`` makes the calls (which
+count), and ``where(pos)`` says which epoch and batch a position is.
 """
 
 from __future__ import annotations
@@ -9,16 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .. import distributed
 from ..data import DataLoader
 from ..module import is_array
 from . import policy
-
-CHUNK = 4096  # most steps one fused call over a list runs
-SMALL = 64  # fused calls of at most this many steps use a small loss buffer
+from .program import CAP
 
 
 def signature(batch: Any) -> tuple[Any, ...]:
@@ -26,101 +36,142 @@ def signature(batch: Any) -> tuple[Any, ...]:
     if type(batch) is tuple and all(hasattr(a, "shape") for a in batch):
         return tuple((a.shape, a.dtype) for a in batch)
     leaves, treedef = jax.tree_util.tree_flatten(batch)
-    return (treedef, *((np.shape(a), jnp.result_type(a)) for a in leaves))
+    return (treedef, *((np.shape(a), jax.numpy.result_type(a)) for a in leaves))
 
 
-def classify(data: Any, n_epochs: int, placement: Any = None) -> Any:
-    """A ``Stacked`` or ``Loader`` when ``data`` can run fused, else None (stream it)."""
-    if isinstance(data, DataLoader):
-        if data.position:  # restored mid-epoch: the rest of that epoch comes first, singly
-            return None
-        if data.shard is not None or (placement is not None and placement.multiprocess):
-            return None  # each process's loader feeds its own part, step by step
-        leaves = jax.tree_util.tree_leaves(data.data)
-        if data.collate is None and leaves and all(is_array(a) for a in leaves):
-            in_memory = not any(isinstance(a, np.memmap) for a in leaves)
-            if in_memory and policy.nbytes(data.data) <= policy.budget():
-                return Loader(data)
-        return None
-    if isinstance(data, list | tuple) and data and len(data) * n_epochs > 1:
-        leaves = jax.tree_util.tree_leaves(data[0])
-        if not leaves or not all(is_array(a) for a in leaves):
-            return None
-        sig = signature(data[0])
-        if all(signature(b) == sig for b in data[1:]):
-            if policy.nbytes(data[0]) * len(data) <= policy.budget():
-                return Stacked(data)
-    return None
+def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool) -> Any:
+    """The source for ``data`` over ``n_epochs`` epochs."""
+    if compiled and not plan.empty:
+        if isinstance(data, DataLoader):
+            if _in_memory(data, plan.placement):
+                return Loader(data, n_epochs)
+        elif isinstance(data, list | tuple) and data and _arrays(data[0]):
+            sig = signature(data[0])
+            if all(signature(b) == sig for b in data[1:]):
+                if len(data) == 1:
+                    return One(data[0], n_epochs)
+                if policy.nbytes(data[0]) * len(data) <= policy.budget():
+                    return Stacked(data, n_epochs)
+    return Stream(data, n_epochs)
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
+def _arrays(batch: Any) -> bool:
+    leaves = jax.tree_util.tree_leaves(batch)
+    return bool(leaves) and all(is_array(a) for a in leaves)
 
 
-def _lazy(losses: Any, index: Any) -> Any:
-    """A zero-argument function reading one loss of a device block (only when called)."""
-    return lambda: losses[index]
+def _in_memory(loader: DataLoader, placement: Any) -> bool:
+    if loader.shard is not None or (placement is not None and placement.multiprocess):
+        return False  # each process's loader feeds its own part of every batch
+    leaves = jax.tree_util.tree_leaves(loader.data)
+    if loader.collate is not None or not leaves or not all(is_array(a) for a in leaves):
+        return False
+    if any(isinstance(a, np.memmap) for a in leaves):
+        return False
+    return policy.nbytes(loader.data) <= policy.budget()
 
 
-def _call(run: Any, fn: Any, n: int, per: int, last: Any, *data: Any) -> Any:
-    """One fused call of ``n`` steps: run it, write back, record, advance the run."""
-    plan = run.plan
-    tv, ov = plan.inputs()
-    ls = plan.finish(fn(tv, ov, plan.bufs, plan.halt, *data), n)
-    run.hist._add(ls, n, (run.pos, per))
-    run.pos += n
-    run.done += n
-    if run.bar is not None:
-        run._bar_update(n, _lazy(ls, last))
-    return ls
+class Source:
+    """What every source has: ``total`` steps (None: unknown), ``per`` batches per epoch,
+    the last step's loss (``last_loss``: a device value or a function reading one)."""
 
-
-class Stacked:
-    """A list of equally shaped batches, stacked on the device when first fused (kept
-    while they are the same JAX arrays; NumPy arrays are re-stacked each call, since the
-    user may change them in place)."""
-
-    kind = "list"
-
-    def __init__(self, batches: Any) -> None:
-        self.batches = batches
-        self.last_loss: Any = None
-
-    def for_plan(self, plan: Any, n_epochs: int) -> Stacked:
-        self.plan, self.per = plan, len(self.batches)
-        self.total = self.per * n_epochs
-        self.stacked: Any = None
-        return self
+    total: int | None
+    per: int = 1
+    last_loss: Any = None
 
     def where(self, pos: int) -> tuple[int, int]:
+        """(1-based epoch, 0-based batch index) of the batch at run position ``pos``."""
         return pos // self.per + 1, pos % self.per
 
+    def epoch_of(self, pos: int) -> Any:
+        """The epoch of the steps from ``pos`` on, as ``TrainHistory`` records it: an int,
+        or (the first step's 0-based position, batches per epoch)."""
+        return (pos, self.per)
+
     def settle(self, pos: int) -> None:
-        """Before callbacks run: nothing to tell a list."""
+        """Before callbacks run at ``pos``: tell the data where the run is."""
 
     def unsettle(self, pos: int) -> None:
-        """After callbacks ran: nothing to tell a list."""
+        """After the callbacks ran."""
 
-    def batch(self, pos: int) -> Any:
-        return self.batches[pos % self.per]
 
-    def _data(self) -> Any:
+class Stream(Source):
+    """Any iterable of batches, one call per batch."""
+
+    layout = "one"
+
+    def __init__(self, data: Any, n_epochs: int) -> None:
+        self.data, self.n_epochs = data, n_epochs
+        self.total = None
+        self.epoch, self.it, self.index = 0, None, -1
+
+    def where(self, pos: int) -> tuple[int, int]:
+        return self.epoch, self.index  # asked only of the last batch taken
+
+    def epoch_of(self, pos: int) -> Any:
+        return self.epoch
+
+    def steps(self, run: Any, k: int) -> bool:
+        """Up to ``k`` batches; False when the data are exhausted."""
+        for _ in range(k):
+            batch = self._next()
+            if batch is None:
+                return False
+            run.stream_call(batch, self.index)
+        return True
+
+    def _next(self) -> Any:
+        while True:
+            if self.it is None:
+                if self.epoch == self.n_epochs:
+                    return None
+                self.epoch, self.index, self.it = self.epoch + 1, -1, iter(self.data)
+            try:
+                batch = next(self.it)
+            except StopIteration:
+                self.it = None
+                continue
+            self.index += 1
+            return (batch,)[0]
+
+
+class One(Source):
+    """A list of one batch: every step trains on it."""
+
+    layout = "one"
+
+    def __init__(self, batch: Any, n_epochs: int) -> None:
+        self.batch, self.total = batch, n_epochs
+
+    def steps(self, run: Any, k: int) -> bool:
+        pl = run.plan.placement
+        data = self.batch if pl is None else pl.batch(self.batch)
+        run.check_batch(self.batch, 0)
+        run.call((), data, np.int32(0), k, self)
+        return True
+
+
+class Stacked(Source):
+    """A list of equally shaped batches, stacked on the device (kept while they are the
+    same JAX arrays; NumPy arrays are stacked again each call, since the user may change
+    them in place). Stacking goes through host memory: it compiles nothing."""
+
+    layout = "stack"
+
+    def __init__(self, batches: Any, n_epochs: int) -> None:
+        self.batches, self.per = batches, len(batches)
+        self.total = self.per * n_epochs
+        self.stacked: Any = None
+
+    def steps(self, run: Any, k: int) -> bool:
         if self.stacked is None:
-            b, pl = self.batches, self.plan.placement
-            self.stacked = b[0] if self.per == 1 else _stack(self.plan, b)
+            run.check_batch(self.batches[0], 0)
+            self.stacked = _stack(run.plan, self.batches)
+            pl = run.plan.placement
             if pl is not None:  # split over the devices
-                self.stacked = pl.batch(self.stacked) if self.per == 1 else pl.stacked(self.stacked)
-        return self.stacked
-
-    def fused(self, run: Any, k: int) -> None:
-        data = self._data()
-        while k > 0:
-            n = min(k, CHUNK)
-            fn = run.plan.fused("list", SMALL if n <= SMALL else CHUNK, self.per)
-            offset = np.int32(run.pos % self.per)
-            ls = _call(run, fn, n, self.per, n - 1, data, offset, np.int32(n))
-            self.last_loss = _lazy(ls, n - 1)
-            k -= n
+                self.stacked = pl.stacked(self.stacked)
+        run.call((), self.stacked, np.int32(run.pos % self.per), k, self)
+        return True
 
 
 def _stack(plan: Any, batches: list[Any]) -> Any:
@@ -129,7 +180,9 @@ def _stack(plan: Any, batches: list[Any]) -> Any:
     if cached is not None and len(cached[0]) == len(leaves):
         if all(a is b for a, b in zip(cached[0], leaves)):
             return cached[1]
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batches)
+    stacked = jax.tree_util.tree_map(
+        lambda *xs: jax.device_put(np.stack([np.asarray(x) for x in xs])), *batches
+    )
     if all(isinstance(a, jax.Array) for a in leaves):
         plan.stack_cache = (leaves, stacked)
     return stacked
@@ -137,96 +190,98 @@ def _stack(plan: Any, batches: list[Any]) -> Any:
 
 def _on_device(loader: DataLoader) -> Any:
     """A DataLoader's arrays on the device, kept on the loader: it holds private read-only
-    copies of NumPy data (memory-mapped data is never fused), so they cannot change."""
+    copies of NumPy data (memory-mapped data is never put there), so they cannot change."""
     cached = loader.__dict__.get("_fx_device")
     if cached is None or cached[0] is not loader.data:
-        cached = (loader.data, jax.tree_util.tree_map(jnp.asarray, loader.data))
+        cached = (loader.data, jax.tree_util.tree_map(jax.device_put, loader.data))
         loader.__dict__["_fx_device"] = cached
     return cached[1]
 
 
-class Loader:
-    """An in-memory DataLoader. Each epoch's indices are drawn once, when the run reaches
-    it (exactly as iterating would draw them), and serve both single and fused steps."""
+class Loader(Source):
+    """An in-memory DataLoader. Each epoch's order is drawn once, when the run reaches it,
+    into a row of a table the program reads; the short last batch (if any) has a program
+    of its own, so a call runs full batches up to it."""
 
-    kind = "loader"
+    layout = "rows"
 
-    def __init__(self, loader: DataLoader) -> None:
-        self.loader = loader
-        self.last_loss: Any = None
-
-    def for_plan(self, plan: Any, n_epochs: int) -> Loader:
-        ld = self.loader
-        self.plan, self.bs, self.nfull = plan, ld.batchsize, ld.nobs // ld.batchsize
+    def __init__(self, loader: DataLoader, n_epochs: int) -> None:
+        ld = self.loader = loader
+        self.bs, self.nfull = ld.batchsize, ld.nobs // ld.batchsize
         self.ntail = ld.nobs % ld.batchsize if ld.partial else 0
-        self.per = self.nfull + (self.ntail > 0)
-        self.total = self.per * n_epochs
-        # epochs per fused call: fixed per loader shape, so any `epochs` reuses one compilation
-        self.e_cap = _pow2(max(1, CHUNK // max(self.per, 1)))
-        self.epoch, self.cur = -1, None
-        self.in_order = not self.loader.shuffle
-        return self
+        self.per = len(ld)
+        self.skip = ld.position  # restored mid-epoch: the first epoch starts there
+        self.total = self.per * n_epochs - self.skip
+        self.width = self.nfull * self.bs + self.ntail
+        self.rows_cap = -(-CAP // self.per) + 1  # epochs one call can touch
+        self.rows: dict[int, np.ndarray] = {}  # epoch (0-based in this run) -> its order
+        self.table: Any = None  # (first epoch, how many drawn, device table)
 
     def where(self, pos: int) -> tuple[int, int]:
-        return pos // self.per + 1, pos % self.per
+        return (pos + self.skip) // self.per + 1, (pos + self.skip) % self.per
+
+    def epoch_of(self, pos: int) -> Any:
+        return (pos + self.skip, self.per)
 
     def settle(self, pos: int) -> None:
-        """Before callbacks run: tell the loader how far into its current epoch the run is,
-        so a checkpoint saves the right place (indices are drawn a whole epoch at a time)."""
-        p = pos % self.per
+        """Tell the loader how far into its current epoch the run is, so a checkpoint saves
+        the right place (each epoch's order is drawn whole)."""
+        p = (pos + self.skip) % self.per
         if p:
             self.loader.seek(p)
 
     def unsettle(self, pos: int) -> None:
-        """After callbacks ran: the loader's current epoch is drawn whole again (the run
-        holds its indices), so the next draw is the next epoch."""
-        if pos % self.per:
+        """The loader's current epoch is drawn whole again (the run holds its order), so
+        the next draw is the next epoch."""
+        if (pos + self.skip) % self.per:
             self.loader.seek(len(self.loader))
 
-    def _indices(self, e: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.epoch != e:
-            self.cur, self.epoch = self.loader.epoch_indices(), e
-        return self.cur
+    def _draw(self, e: int) -> None:
+        """Draw epoch ``e``'s order (epochs are reached in order, each drawn once)."""
+        if e in self.rows:
+            return
+        full, tail = self.loader.epoch_indices()
+        row = np.zeros(self.width, np.int32)
+        end = self.nfull * self.bs  # a restored epoch lacks its first batches: never read
+        row[end - full.size : end] = full.ravel()
+        row[end:] = tail
+        self.rows[e] = row
 
-    def batch(self, pos: int) -> Any:
-        e, p = divmod(pos, self.per)
-        full, tail = self._indices(e)
-        return self.loader.getbatch(full[p] if p < self.nfull else tail)
+    def _table(self, e0: int, e1: int) -> tuple[Any, int]:
+        """The device table holding epochs ``e0..e1`` (drawn now if new), and its first
+        epoch. A table is uploaded again only when a call reaches an epoch not in it."""
+        t = self.table
+        if t is not None and t[0] <= e0 and e1 < t[0] + t[1]:
+            return t[2], t[0]
+        keep = t is not None and t[0] <= e0 and e1 < t[0] + self.rows_cap
+        first = t[0] if keep else e0
+        for e in range(e0, e1 + 1):
+            self._draw(e)
+        self.rows = {e: r for e, r in self.rows.items() if e >= first}
+        table = np.zeros((self.rows_cap, self.width), np.int32)
+        for e, r in self.rows.items():
+            table[e - first] = r
+        self.table = (first, e1 + 1 - first, jax.device_put(table))
+        return self.table[2], first
 
-    def fused(self, run: Any, k: int) -> None:
+    def steps(self, run: Any, k: int) -> bool:
         device = _on_device(self.loader)
-        if self.plan.placement is not None:  # the data on every device
-            device = distributed.loader_data(self.plan.placement, self.loader, device)
+        pl = run.plan.placement
+        if pl is not None:  # the data on every device
+            device = distributed.loader_data(pl, self.loader, device)
+        in_order = not self.loader.shuffle
         while k > 0:
-            e, p = divmod(run.pos, self.per)
-            if p == 0 and k >= self.per:
-                k -= self._epochs(run, device, min(k // self.per, self.e_cap))
-            elif p < self.nfull and min(k, self.nfull - p) > 1:
-                k -= self._rows(run, device, e, p, min(k, self.nfull - p))
-            else:  # one batch (the short tail, or a single row): one compiled step
-                run.singles(self, 1)
-                k -= 1
-
-    def _epochs(self, run: Any, device: Any, m: int) -> int:
-        draws = [self.loader.epoch_indices() for _ in range(m)]
-        self.epoch, self.cur = run.pos // self.per + m - 1, draws[-1]
-        full = np.zeros((self.e_cap, self.nfull, self.bs), np.int32)
-        tail = np.zeros((self.e_cap, self.ntail), np.int32)
-        full[:m] = np.stack([f for f, _ in draws])
-        tail[:m] = np.stack([t for _, t in draws])
-        fn = run.plan.fused("epochs", self.e_cap, self.in_order)
-        n = m * self.per
-        args = (full, tail, np.int32(m))
-        ls = _call(run, fn, n, self.per, (m - 1, -1), device, *args)
-        self.last_loss = _lazy(ls, (m - 1, -1))
-        return n
-
-    def _rows(self, run: Any, device: Any, e: int, p: int, n: int) -> int:
-        full, _ = self._indices(e)
-        cap = SMALL if n <= SMALL else _pow2(self.nfull)
-        rows = np.zeros((cap, self.bs), np.int32)
-        rows[:n] = full[p : p + n]
-        fn = run.plan.fused("rows", cap, self.in_order)
-        ls = _call(run, fn, n, self.per, n - 1, device, rows, np.int32(n))
-        self.last_loss = _lazy(ls, n - 1)
-        return n
+            g = run.pos + self.skip
+            e, p = divmod(g, self.per)
+            if p < self.nfull:  # full batches, up to the short last one (if any)
+                room = self.nfull - p if self.ntail else k
+                n = min(k, room, CAP)
+                e1 = (g + n - 1) // self.per
+                size = self.bs
+            else:  # the short last batch: a program of its own
+                n, e1, size = 1, e, self.ntail
+            table, first = self._table(e, e1)
+            static = (self.per, self.bs, size, in_order)
+            run.call(static, device, (table, np.int32(g - first * self.per)), n, self)
+            k -= n
+        return True

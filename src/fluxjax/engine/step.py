@@ -99,14 +99,14 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
 
 
 def core(
-    plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any, fused=False
+    plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any, in_loop=True
 ):
     """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss.
 
     On several devices the batch is constrained to be split along its first axis.
 
-    A failed or skipped step keeps the old arrays. In a single step that is one
-    ``lax.cond`` over all of them; inside a fused loop an elementwise ``where`` per array,
+    A failed or skipped step keeps the old arrays. In a lone step that is one
+    ``lax.cond`` over all of them; inside a loop an elementwise ``where`` per array,
     which XLA fuses into the update itself: a ``cond`` there returns the loop-carried
     buffers, so XLA copies every parameter and state array each step (seen in the
     optimised HLO; the cost grew with the model). Both select the same values."""
@@ -139,16 +139,10 @@ def core(
     halt = jnp.stack(
         [count, jnp.where(fail, count, halt[1]), jnp.where(fail, reason, halt[2])]
     ).astype(jnp.int32)
-    if fused:
+    if in_loop:
         keep = lambda old, new: jnp.where(stop, old, new)  # noqa: E731
         new_tv = [keep(a, b) for a, b in zip(tv, new_tv)]
         new_trees = jax.tree_util.tree_map(keep, trees, new_trees)
     else:  # one select of whole buffers
         new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
     return new_tv, new_ov, new_trees, halt, l
-
-
-def single(plan: Any, tv: list[Any], ov: list[Any], bufs: list[Any], halt: Any, batch: Any):
-    """One step on packed state: the function ``plan.step`` compiles."""
-    new_tv, new_ov, trees, halt, l = core(plan, tv, ov, plan.packer.unpack(bufs), halt, batch)
-    return new_tv, [new_ov[i] for i in plan.changed], plan.packer.pack(trees), halt, l

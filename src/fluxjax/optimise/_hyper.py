@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .base import Rule, check, is_schedule
 
@@ -70,5 +71,27 @@ def _flag(rule: Rule, name: str, value: Any) -> bool:
     return value
 
 
+def _zeros(x: Any) -> jax.Array:
+    """Zeros shaped like ``x`` for a rule's ``init``: built in host memory and put beside
+    ``x`` when ``x`` is concrete, so setting up a rule's state compiles no XLA program."""
+    return _full(x, 0)
+
+
+def _full(x: Any, v: Any) -> jax.Array:
+    """``jnp.full_like(x, v)`` for a rule's ``init``, compiling nothing when ``x`` is
+    concrete (see ``_zeros``)."""
+    if isinstance(x, jax.core.Tracer):
+        return jnp.full_like(x, v)
+    host = np.full(np.shape(x), v, jnp.result_type(x))
+    return jax.device_put(host, x.sharding if isinstance(x, jax.Array) else None)
+
+
 def _int(v: int) -> jax.Array:
-    return jnp.asarray(v, jnp.int32)
+    """A 0-d int32 array (a counter in a rule's state), compiling nothing."""
+    return jax.device_put(np.asarray(v, np.int32))
+
+
+def _init_pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
+    """``_pair`` for a rule's ``init``: the two values in ``x``'s dtype, compiling nothing."""
+    dt = jnp.result_type(x)
+    return jax.device_put(np.asarray(v[0], dt)), jax.device_put(np.asarray(v[1], dt))

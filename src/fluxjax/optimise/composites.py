@@ -11,7 +11,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._hyper import Hyper, _c, _first, _flag, _int, _static
+from ._hyper import Hyper, _c, _first, _flag, _int, _static, _zeros
 from .base import Rule, check
 from .optax import as_rule
 
@@ -248,7 +248,7 @@ class AccumGrad(Rule):
         self.n = _static(self, "n", n, lo=1, integer=True)
 
     def init(self, x):
-        return (jnp.zeros_like(x), _int(1))
+        return (_zeros(x), _int(1))
 
     def apply(self, state, x, dx):
         (acc, c), n = state, self.n

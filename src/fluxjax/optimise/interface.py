@@ -28,6 +28,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..autodiff import Grads, Params
 from ..module import Module, Slot, _attrs, is_array, trainable
@@ -341,15 +342,13 @@ def implicit_state(opt: Rule, entries: list[Any]) -> list[list[Any]]:
     if owner is not None:
         owner.flush()  # the live state sits packed inside a compiled training plan
     need_t = opt.has_schedule()
-    out = []
-    for p in entries:
-        rec = store.get(p.key())
-        if rec is None:
-            x = p.get()
-            rec = [opt.init(x), jnp.zeros((), jnp.int32) if need_t else None, p.slots[0].owner]
-            store[p.key()] = rec
-        out.append(rec)
-    return out
+    new = [p for p in entries if p.key() not in store]
+    if new:  # the built-in rules set up their state without compiling anything
+        for p in new:
+            s = opt.init(p.get())
+            t = jax.device_put(np.zeros((), np.int32)) if need_t else None
+            store[p.key()] = [s, t, p.slots[0].owner]
+    return [store[p.key()] for p in entries]
 
 
 def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:

@@ -68,10 +68,13 @@ from ._hyper import (  # noqa: F401
     _eps,
     _first,
     _flag,
+    _full,
+    _init_pair,
     _int,
     _pair,
     _static,
     _two,
+    _zeros,
 )
 from .composites import (  # noqa: F401  (re-exported: every rule is listed here)
     AccumGrad,
@@ -131,7 +134,7 @@ class Momentum(Rule):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
 
     def init(self, x):
-        return (jnp.zeros_like(x),)
+        return (_zeros(x),)
 
     def apply(self, state, x, dx):
         v = _c(self.rho, x) * state[0] + _c(self.eta, x) * dx
@@ -156,7 +159,7 @@ class Nesterov(Rule):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
 
     def init(self, x):
-        return (jnp.zeros_like(x),)
+        return (_zeros(x),)
 
     def apply(self, state, x, dx):
         (v,), eta, rho = state, _c(self.eta, x), _c(self.rho, x)
@@ -192,7 +195,7 @@ class Rprop(Rule):
             )
 
     def init(self, x):
-        return (jnp.zeros_like(x), jnp.full_like(x, _first(self.eta)))
+        return (_zeros(x), _full(x, _first(self.eta)))
 
     def apply(self, state, x, dx):
         (gp, s), (l1, l2), (gmin, gmax) = state, _pair(self.ell, x), _pair(self.gamma, x)
@@ -235,7 +238,7 @@ class RMSProp(Rule):
         self.centred = _flag(self, "centred", centred if centered is None else centered)
 
     def init(self, x):
-        return (jnp.zeros_like(x), jnp.zeros_like(x) if self.centred else ())
+        return (_zeros(x), _zeros(x) if self.centred else ())
 
     def apply(self, state, x, dx):
         (q, lin), rho = state, _c(self.rho, x)
@@ -256,7 +259,7 @@ def _moments(rule: Rule, state: Any, x: Any, dx: Any) -> tuple[jax.Array, jax.Ar
 
 
 def _adam_init(rule: Rule, x: Any) -> tuple[Any, ...]:
-    return (jnp.zeros_like(x), jnp.zeros_like(x), _pair(rule.beta, x))
+    return (_zeros(x), _zeros(x), _init_pair(rule.beta, x))
 
 
 def _next_bt(rule: Rule, bt: Any, x: Any) -> tuple[jax.Array, jax.Array]:
@@ -371,7 +374,7 @@ class OAdam(Rule):
         Adam.__init__(self, eta, beta, epsilon)
 
     def init(self, x):
-        return (*_adam_init(self, x), jnp.zeros_like(x))
+        return (*_adam_init(self, x), _zeros(x))
 
     def apply(self, state, x, dx):
         (m, v), bt, prev = _moments(self, state, x, dx), state[2], state[3]
@@ -400,7 +403,7 @@ class AdaGrad(Rule):
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
 
     def init(self, x):
-        return (jnp.full_like(x, _first(self.epsilon)),)
+        return (_full(x, _first(self.epsilon)),)
 
     def apply(self, state, x, dx):
         acc = state[0] + _abs2(dx)
@@ -427,7 +430,7 @@ class AdaDelta(Rule):
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
 
     def init(self, x):
-        return (jnp.zeros_like(x), jnp.zeros_like(x))
+        return (_zeros(x), _zeros(x))
 
     def apply(self, state, x, dx):
         (acc, dacc), rho, eps = state, _c(self.rho, x), _eps(self.epsilon, x)
@@ -454,7 +457,7 @@ class AMSGrad(Rule):
     __init__ = Adam.__init__
 
     def init(self, x):
-        return tuple(jnp.full_like(x, _first(self.epsilon)) for _ in range(3))
+        return tuple(_full(x, _first(self.epsilon)) for _ in range(3))
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
@@ -587,7 +590,7 @@ class Lion(Rule):
         self.beta = _beta(self, beta, hi_open=False)
 
     def init(self, x):
-        return (jnp.zeros_like(x),)
+        return (_zeros(x),)
 
     def apply(self, state, x, dx):
         (m,), (b1, b2) = state, _pair(self.beta, x)

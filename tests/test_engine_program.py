@@ -1,0 +1,259 @@
+"""One step, one compiled program: how many XLA programs ``train`` compiles, and that the same
+steps give the same bits however a run is split (one call or one per epoch, any callbacks,
+``steps_per_call``, a checkpoint, a save and a load in a new process).
+
+Every final state is compared through the file ``fx.save`` writes: every model array
+(parameters, BatchNorm statistics, Dropout keys), the optimiser state and the loader, with
+``==``, never a tolerance.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import fluxjax as fx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# -- the models of the matrix (also built by the subprocess, so kept importable) ------------
+def build(name: str):
+    """(model, loss(model, x, y), loader) for ``name``; the same arrays every time."""
+    fx.seed(3)
+    r = np.random.default_rng(5)
+    if name == "seed":
+        m = fx.Chain(fx.Dense(1, 4, fx.σ), fx.Dense(4, 1))
+        x = np.linspace(-1, 1, 21, dtype=np.float32)[:, None]
+        y, bs = 3 * x + 1, 3
+        lossf = lambda m, x, y: fx.mse(m(x), y)  # noqa: E731
+    elif name == "mlp":
+        m = fx.Chain(fx.Dense(8, 16, fx.relu), fx.Dense(16, 16, fx.relu), fx.Dense(16, 3))
+        x = r.standard_normal((50, 8)).astype(np.float32)
+        y, bs = fx.onehotbatch(r.integers(0, 3, 50), range(3)), 8
+        lossf = lambda m, x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    elif name == "cnn":
+        m = fx.Chain(
+            fx.Conv((3, 3), 1, 4, fx.relu), fx.MaxPool((2, 2)), fx.flatten, fx.Dense(36, 2)
+        )
+        x = r.standard_normal((20, 8, 8, 1)).astype(np.float32)
+        y, bs = fx.onehotbatch(r.integers(0, 2, 20), range(2)), 6
+        lossf = lambda m, x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    elif name == "lstm":
+        m = fx.Chain(fx.LSTM(3, 6), lambda h: h[:, -1], fx.Dense(6, 1))
+        x = r.standard_normal((18, 5, 3)).astype(np.float32)
+        y, bs = x.sum(axis=(1, 2))[:, None], 4
+        lossf = lambda m, x, y: fx.mse(m(x), y)  # noqa: E731
+    else:  # "norm": BatchNorm and Dropout
+        m = fx.Chain(fx.Dense(8, 16), fx.BatchNorm(16, fx.relu), fx.Dropout(0.2), fx.Dense(16, 1))
+        x = r.standard_normal((40, 8)).astype(np.float32)
+        y, bs = x[:, :1] * 2 - x[:, 1:2], 6
+        lossf = lambda m, x, y: fx.mse(m(x), y)  # noqa: E731
+    loader = fx.DataLoader((x, np.asarray(y, np.float32)), batchsize=bs, shuffle=True, rng=11)
+    return m, lossf, loader
+
+
+MODELS = ["seed", "mlp", "cnn", "lstm", "norm"]
+EPOCHS = 3
+
+
+def start(name: str, folder) -> tuple:
+    """The model of ``name`` with Adam's state set up, and the file of that start."""
+    m, lossf, loader = build(name)
+    state = fx.setup(fx.Adam(0.01), m)
+    path = os.path.join(folder, f"{name}-start.safetensors")
+    fx.save(path, m, state, loader=loader)
+    return m, lossf, loader, state, path
+
+
+def tensors(m, state, loader, folder, tag: str) -> dict[str, np.ndarray]:
+    """Every array of the model, the optimiser state and the loader, through fx.save."""
+    path = os.path.join(folder, f"end-{tag}.safetensors")
+    fx.save(path, m, state, loader=loader)
+    return load_file(path)
+
+
+def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> list[str]:
+    """The names whose arrays differ (in keys, dtype, shape or any bit)."""
+    bad = sorted(set(a) ^ set(b))
+    for k in set(a) & set(b):
+        if a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or a[k].tobytes() != b[k].tobytes():
+            bad.append(k)
+    return bad
+
+
+def splits(m, lossf, loader, state, folder):
+    """The same EPOCHS epochs, run in different ways (name -> a function running them)."""
+    every_seen: list[int] = []
+
+    def one():
+        fx.train(lossf, m, loader, state, epochs=EPOCHS)
+
+    def per_epoch():
+        for _ in range(EPOCHS):
+            fx.train(lossf, m, loader, state, cb=lambda: None)
+
+    def scheduled():
+        cbs = [fx.every(4, lambda: every_seen.append(1)), fx.throttle(lambda: None, 0.0005)]
+        fx.train(lossf, m, loader, state, epochs=EPOCHS, cb=cbs)
+
+    def steps_per_call():
+        fx.train(lossf, m, loader, state, epochs=EPOCHS, steps_per_call=3, cb=lambda: None)
+
+    def checkpointer():
+        ck = fx.Checkpointer(os.path.join(folder, "ck"), m, state, loader=loader, every=5)
+        fx.train(lossf, m, loader, state, epochs=EPOCHS, cb=ck)
+
+    def reloaded():  # a save and a load in this process, mid-run
+        fx.train(lossf, m, loader, state, epochs=1)
+        mid = os.path.join(folder, "mid.safetensors")
+        fx.save(mid, m, state, loader=loader)
+        fx.load(mid, m, state, loader=loader)
+        fx.train(lossf, m, loader, state, epochs=EPOCHS - 1)
+
+    return {
+        "per_epoch": per_epoch,
+        "scheduled": scheduled,
+        "steps_per_call": steps_per_call,
+        "checkpointer": checkpointer,
+        "reloaded": reloaded,
+    }, one
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_same_steps_give_the_same_bits_however_split(name, tmp_path):
+    m, lossf, loader, state, begin = start(name, tmp_path)
+    variants, one = splits(m, lossf, loader, state, tmp_path)
+    one()
+    want = tensors(m, state, loader, tmp_path, "one")
+    for tag, run in variants.items():
+        fx.load(begin, m, state, loader=loader)
+        run()
+        got = tensors(m, state, loader, tmp_path, tag)
+        assert not same(want, got), f"{name}, {tag}: {same(want, got)} differ"
+
+
+def test_a_resume_in_a_new_process_gives_the_same_bits(tmp_path):
+    """Each model trained EPOCHS epochs with a Checkpointer every 5 steps (mid-epoch), and
+    resumed in a new process from the checkpoint at step 5: the same bits at the end."""
+    for name in MODELS:
+        m, lossf, loader, state, _ = start(name, tmp_path)
+        ck = fx.Checkpointer(tmp_path / name, m, state, loader=loader, every=5, keep=100)
+        fx.train(lossf, m, loader, state, epochs=EPOCHS, cb=ck)
+        fx.save(tmp_path / f"{name}-want.safetensors", m, state, loader=loader)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([HERE, *sys.path])}
+    subprocess.run(
+        [sys.executable, "-c", f"import test_engine_program as t; t.resume_all({str(tmp_path)!r})"],
+        env=env,
+        check=True,
+        timeout=240,
+    )
+    for name in MODELS:
+        want = load_file(tmp_path / f"{name}-want.safetensors")
+        got = load_file(tmp_path / f"{name}-resumed.safetensors")
+        assert not same(want, got), f"{name}: {same(want, got)} differ after the resume"
+
+
+def resume_all(folder: str) -> None:
+    """(In the new process.) Load each model's checkpoint at step 5 and finish the run."""
+    for name in MODELS:
+        m, lossf, loader = build(name)
+        state = fx.setup(fx.Adam(0.01), m)
+        fx.load(
+            os.path.join(folder, name, "checkpoint-00000005.safetensors"), m, state, loader=loader
+        )
+        # the rest of the epoch the checkpoint fell in, then the epochs after it
+        fx.train(lossf, m, loader, state, epochs=EPOCHS - loader.epoch)
+        fx.save(os.path.join(folder, f"{name}-resumed.safetensors"), m, state, loader=loader)
+
+
+# -- compilations -------------------------------------------------------------------------
+def _kinds():
+    x = np.linspace(-1, 1, 24, dtype=np.float32)[:, None]
+    y = 2 * x
+    return {
+        "list of one": lambda: [(x, y)],
+        "list of four": lambda: [(x[i : i + 6], y[i : i + 6]) for i in range(0, 24, 6)],
+        "loader": lambda: fx.DataLoader((x, y), batchsize=6, shuffle=True),
+        "loader with a tail": lambda: fx.DataLoader((x, y), batchsize=5, shuffle=True),
+        "generator": "generator",
+    }
+
+
+@pytest.mark.parametrize("kind", list(_kinds()))
+def test_a_plan_compiles_at_most_two_programs_then_none(kind, compiles):
+    make = _kinds()[kind]
+    x = np.linspace(-1, 1, 24, dtype=np.float32)[:, None]
+
+    def data(epochs: int = 1) -> tuple:  # a generator is read once: as many batches instead
+        if make == "generator":
+            return ((x[:6], 2 * x[:6]) for _ in range(3 * epochs)), 1
+        return make(), epochs
+
+    m = fx.Chain(fx.Dense(1, 4, fx.σ), fx.Dense(4, 1))
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    ps, opt = fx.params(m), fx.Adam()
+    before = compiles.count
+    batches, _ = data()
+    fx.train(loss, ps, batches, opt)
+    assert compiles.count - before <= 2, compiles.names[before:]
+    first = compiles.count
+    for extra in [
+        dict(epochs=3),
+        dict(epochs=500),
+        dict(cb=lambda: None),
+        dict(cb=fx.every(7, lambda: None), epochs=40),
+        dict(cb=fx.throttle(lambda: None, 0.001), epochs=40),
+        dict(steps_per_call=5, cb=lambda: None, epochs=4),
+    ]:
+        batches, epochs = data(extra.pop("epochs", 1))
+        fx.train(loss, ps, batches, opt, epochs=epochs, **extra)
+    assert compiles.count == first, compiles.names[first:]
+
+
+def test_forcing_the_form_and_explain(compiles):
+    """``fuse=`` fixes the form of a new plan's program; ``fx.explain`` names it and why;
+    the two forms agree to float rounding."""
+    out = {}
+    for fuse in (True, False):
+        m, lossf, loader = build("mlp")
+        state = fx.setup(fx.Adam(0.01), m)
+        fx.train(lossf, m, loader, state, epochs=2, fuse=fuse)
+        text = fx.explain(lossf, m, state)
+        assert ("loop" if fuse else "step") in text and f"fuse={fuse}" in text
+        out[fuse] = [np.asarray(a) for a in fx.params(m)]
+    for a, b in zip(out[True], out[False]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="fuse must be"):
+        fx.train(lossf, m, loader, state, fuse="yes")
+
+
+def test_a_convolution_on_the_cpu_takes_one_step_per_call():
+    m, lossf, loader = build("cnn")
+    state = fx.setup(fx.Adam(0.01), m)
+    fx.train(lossf, m, loader, state)
+    assert "form 'step'" in fx.explain(lossf, m, state)
+    m, lossf, loader = build("mlp")
+    state = fx.setup(fx.Adam(0.01), m)
+    fx.train(lossf, m, loader, state)
+    assert "form 'loop'" in fx.explain(lossf, m, state)
+
+
+def test_a_repeated_batch_runs_any_span_in_the_one_program():
+    """itertools.repeat of one batch (a stream) and the list of that batch: the same
+    program, the same bits."""
+    x = np.linspace(-1, 1, 8, dtype=np.float32)[:, None]
+    out = []
+    for data in ([(x, 3 * x)], itertools.repeat((x, 3 * x), 40)):
+        fx.seed(1)
+        m = fx.Chain(fx.Dense(1, 3, fx.tanh), fx.Dense(3, 1))
+        kw = dict(epochs=40) if isinstance(data, list) else {}
+        fx.train(lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.1), **kw)
+        out.append([np.asarray(a).tobytes() for a in fx.params(m)])
+    assert out[0] == out[1]
