@@ -20,7 +20,6 @@ the old ones are donated). Keep reading parameters through the model (``m[0].wei
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -182,7 +181,7 @@ def _one_step_callbacks(plan: Plan, sched: Schedule, hist: TrainHistory, l: Any)
     eta = plan.callback_eta
 
     def context() -> StepContext:
-        return StepContext(1, 1, l, eta() if callable(eta) else eta, 0)
+        return StepContext(1, 1, l, eta() if callable(eta) else eta, 0, history=hist)
 
     if not sched.scheduled:  # plain callbacks only: Flux's loop, nothing to schedule
         stopped, ctx = sched.fire(1, context, None)
@@ -233,13 +232,13 @@ def _schedule(cb: Any, steps_per_call: int | None) -> Schedule:
 def _bar(progress: bool, data: Any, n_epochs: int) -> Any:
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from ..progress import Bar
 
     try:
         total = len(data) * n_epochs  # type: ignore[arg-type]
     except TypeError:
         total = None
-    return tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+    return Bar(total)
 
 
 class _Stopped(Exception):
@@ -259,7 +258,6 @@ class Run:
         # callback may use it, since measuring waits for the device
         self.timing = sched.active and not sched.plain
         self.sps: float | None = getattr(plan, "sps", None)
-        self.bar_time = 0.0
         self.src: Any = None  # the in-memory data source, when there is one
 
     def go(self, data: Any, n_epochs: int) -> None:
@@ -282,7 +280,9 @@ class Run:
                 self.src.settle(self.pos)
             self.sched.at_end(
                 done,
-                lambda: StepContext(ep, done, loss, eta() if callable(eta) else eta, bi),
+                lambda: StepContext(
+                    ep, done, loss, eta() if callable(eta) else eta, bi, history=self.hist
+                ),
                 self.sps,
             )
             self.plan.reclaim()
@@ -304,7 +304,9 @@ class Run:
         self.last = (last, ep, bi)
 
         def context() -> StepContext:
-            return StepContext(ep, done, last, eta() if callable(eta) else eta, bi)
+            return StepContext(
+                ep, done, last, eta() if callable(eta) else eta, bi, history=self.hist
+            )
 
         if self.src is not None:  # a DataLoader knows how far into its epoch the run is
             self.src.settle(self.pos)
@@ -315,16 +317,14 @@ class Run:
                 self.src.unsettle(self.pos)
         if ctx is not None and ctx.metrics:
             self.hist._record(done, ctx.metrics)
+            if self.bar is not None:
+                self.bar.metrics(ctx.metrics)
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if stopped:
             raise _Stopped
 
     def _bar_update(self, n: int, loss: Any) -> None:
-        self.bar.update(n)
-        now = time.monotonic()
-        if now - self.bar_time > 0.2:
-            self.bar_time = now
-            self.bar.set_postfix(loss=f"{float(loss() if callable(loss) else loss):.4g}")
+        self.bar.update(n, loss)  # fluxjax.progress.Bar: reads the loss only when it redraws
 
     # -- one step at a time -----------------------------------------------------------------
     def single(self, batch: Any, bi: int) -> Any:
