@@ -80,16 +80,22 @@ x = np.linspace(-1, 1, 21, dtype=np.float32).reshape(-1, 1)
 y = np.sin(3 * x)
 xv, yv = x[1::2], y[1::2]
 m = fx.Chain(fx.Dense(1, 8, fx.tanh), fx.Dense(8, 1))
-loss = lambda x, y: fx.mse(m(x), y)""",
+loss = lambda x, y: fx.mse(m(x), y)
+opt = fx.Adam(0.01)""",
     # the issue's cell: the metric's schedule is not the curve's
     """curve = fx.plots.live(every_seconds=0.2)
-h = fx.train(loss, fx.params(m), [(x, y)], fx.Adam(0.01), epochs=600, progress=True,
+h = fx.train(loss, fx.params(m), [(x, y)], opt, epochs=600, progress=True,
              cb=[fx.metrics(every=100, val_loss=lambda: fx.mse(m(xv), yv)), curve])""",
     """import json, sys
 labels = [t.get_text() for t in curve.figure.axes[0].get_legend().get_texts()]
 print(json.dumps({"final": h.losses[-1], "val": h["val_loss"], "steps": h.steps_of("val_loss"),
                   "curve": curve.series["val_loss"], "labels": labels,
                   "pyplot": "matplotlib.pyplot" in sys.modules}))""",
+    # a kernel without ipywidgets: the text bar, one line about the extra, no tqdm warning
+    """sys.modules["ipywidgets"] = None  # import ipywidgets fails from here on
+for _ in range(2):
+    h2 = fx.train(loss, fx.params(m), [(x, y)], opt, epochs=50, progress=True)
+print(f"{h2.losses[-1]:.4g}")""",
 ]
 
 
@@ -112,6 +118,10 @@ def test_live_plot_and_bar_in_a_fresh_kernel(kernel, tmp_path):
     (bar,) = [t for t in bar_texts(nb) if "step/s" in t]
     assert "600/600" in bar
     assert f"loss={report['final']:.4g}, val_loss={report['val'][-1]:.4g}]" in bar
+    fallback, final = text(nb.cells[3], "stderr"), text(nb.cells[3]).strip()
+    assert fallback.count("pip install 'fluxjax[notebook]'") == 1 and "IProgress" not in fallback
+    assert fallback.count("50/50 [") >= 2  # both calls' bars, as text
+    assert fallback.rstrip().endswith(f"loss={final}]")
 
 
 def test_tutorial_notebooks_run_end_to_end(kernel, tmp_path):

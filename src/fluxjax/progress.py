@@ -55,7 +55,7 @@ def _tqdm_class() -> Any:
 
 def _number(value: Any) -> Any:
     """A loss or metric (a float, a device scalar, or a function returning one) as a float;
-    other values (an array, a string) are left as they are."""
+    other values (an array, a string) are returned as they are."""
     if callable(value):
         value = value()
     try:
@@ -69,7 +69,8 @@ class Bar:
 
     * ``update(n, loss)``: ``n`` more steps; ``loss`` is the latest one (a float, a device
       scalar, or a zero-argument function returning one): kept, read only at a redraw.
-    * ``metrics(d)``: the latest values of a step's ``ctx.metrics`` (kept, read likewise).
+    * ``metrics(d)``: the latest values of a step's ``ctx.metrics`` (kept, read likewise;
+      numbers are shown, other values left out).
     * ``close(final_loss=None)``: the bar ends on the final loss (default: the last one given
       to ``update``) and the latest metrics, then closes.
 
@@ -103,7 +104,12 @@ class Bar:
 
             cls = tqdm
             kw.update(file=sys.stderr if file is None else file, dynamic_ncols=file is None)
-        self.bar = cls(**kw)
+        try:
+            self.bar = cls(**kw)
+        except ImportError:  # tqdm's widget bar with an ipywidgets too old for it
+            from tqdm.std import tqdm
+
+            self.bar = tqdm(**kw, file=sys.stderr)
         self._pending = 0  # steps not yet shown
         self._loss: Any = None
         self._metrics: dict[str, Any] = {}
@@ -121,13 +127,12 @@ class Bar:
         self._metrics.update(values)
 
     def postfix(self) -> dict[str, str]:
-        """What the bar shows after the count: the latest loss and metrics, as text."""
+        """What the bar shows after the count: the latest loss and numeric metrics."""
         shown = {}
         for name, raw in [("loss", self._loss), *self._metrics.items()]:
-            if raw is None:
-                continue
-            value = _number(raw)
-            shown[str(name)] = f"{value:.4g}" if isinstance(value, float) else str(value)
+            value = None if raw is None else _number(raw)
+            if isinstance(value, float):  # an array or a string has no place on a bar
+                shown[str(name)] = f"{value:.4g}"
         return shown
 
     def _draw(self, refresh: bool) -> None:

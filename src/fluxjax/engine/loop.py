@@ -83,7 +83,8 @@ def train(
       step; the model keeps the parameters from before that step (in a loop of one-step
       calls the error may come up to 16 calls later; nothing after the failed step is
       applied). Chain ``fx.SkipNonFinite()`` in front of the rule to skip such batches.
-    * ``progress=True`` shows a tqdm bar with the running loss.
+    * ``progress=True`` shows a tqdm bar (a widget in Jupyter) with the latest loss and
+      metrics, ending on the final ones (``fluxjax.progress.Bar``).
     * ``compile=False`` runs the same step eagerly (print from the loss, use a debugger).
     * ``steps_per_call=K`` (a departure from Flux, opt-in): plain callbacks run after every
       K-th step only, and the steps between run fused.
