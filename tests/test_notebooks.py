@@ -5,7 +5,6 @@ tutorial notebooks run end to end and are what ``docs/make_notebooks.py`` writes
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import importlib.util
 import io
@@ -29,10 +28,18 @@ DOCS = ROOT / "docs"
 BLUE, ORANGE = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)  # the curve's loss, first metric
 
 
+@pytest.fixture(scope="session")
+def jax_cache(tmp_path_factory) -> Path:
+    """A JAX compilation cache the test kernels share (new for each test run): a program
+    compiled once, in one notebook or the other, is loaded, not compiled, the next time."""
+    return tmp_path_factory.mktemp("jax-cache")
+
+
 @pytest.fixture
-def kernel(tmp_path_factory, monkeypatch) -> str:
+def kernel(tmp_path_factory, monkeypatch, jax_cache) -> str:
     """A kernelspec in a temporary folder that starts ipykernel with this Python and this
-    checkout's fluxjax (the one under test), found through JUPYTER_PATH."""
+    checkout's fluxjax (the one under test), found through JUPYTER_PATH; a fresh IPython
+    profile (no user startup files, no %matplotlib) and runtime folder."""
     root = tmp_path_factory.mktemp("jupyter")
     spec = root / "kernels" / "fluxjax-test"
     spec.mkdir(parents=True)
@@ -40,9 +47,16 @@ def kernel(tmp_path_factory, monkeypatch) -> str:
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     kernel_json = {"argv": argv, "display_name": "fluxjax tests", "language": "python"}
-    kernel_json["env"] = {"PYTHONPATH": path}
+    kernel_json["env"] = {
+        "PYTHONPATH": path,
+        "IPYTHONDIR": str(root / "ipython"),
+        "JAX_COMPILATION_CACHE_DIR": str(jax_cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
     (spec / "kernel.json").write_text(json.dumps(kernel_json))
     monkeypatch.setenv("JUPYTER_PATH", str(root))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(root / "runtime"))
     return "fluxjax-test"
 
 
@@ -125,9 +139,10 @@ def test_live_plot_and_bar_in_a_fresh_kernel(kernel, tmp_path):
 
 
 def test_tutorial_notebooks_run_end_to_end(kernel, tmp_path):
-    """Both tutorial notebooks, as generated, in two kernels at once, with the long runs
-    shortened as test_tutorial does; the live plot's cell draws and its bar ends on the
-    final loss. (This replaces running the pages' programs in the test process.)"""
+    """Both tutorial notebooks, as generated, one after the other (the second loads the
+    programs the first compiled from the JAX cache), with the long runs shortened as
+    test_tutorial does; the live plot's cell draws and its bar ends on the final loss.
+    (This replaces running the pages' programs in the test process.)"""
     runs = []
     for page in ["tutorial.ipynb", "tutorial.pt-BR.ipynb"]:
         nb = nbformat.read(DOCS / page, as_version=4)
@@ -137,13 +152,9 @@ def test_tutorial_notebooks_run_end_to_end(kernel, tmp_path):
                     cell.source = cell.source.replace(long, short)
         nb.cells.append(nbformat.v4.new_code_cell('print(f"final {h.losses[-1]:.4g}", accuracy)'))
         (tmp_path / page).mkdir()
-        runs.append((page, nb, client(nb, kernel, tmp_path / page)))
-
-    async def both():
-        await asyncio.gather(*(c.async_execute() for _, _, c in runs))
-
-    asyncio.run(both())
-    for page, nb, _ in runs:
+        client(nb, kernel, tmp_path / page).execute()
+        runs.append((page, nb))
+    for page, nb in runs:
         code = [c for c in nb.cells if c.cell_type == "code"]
         everything = "".join(text(c) for c in code)
         # the programs did what the page says: pictures written, a classifier that learned
