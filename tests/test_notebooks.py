@@ -110,6 +110,7 @@ print(json.dumps({"final": h.losses[-1], "val": h["val_loss"], "steps": h.steps_
 for _ in range(2):
     h2 = fx.train(loss, fx.params(m), [(x, y)], opt, epochs=50, progress=True)
 print(f"{h2.losses[-1]:.4g}")""",
+    "fx.plots.loss_curve(h)  # any fx.plots Figure, returned: a picture in a fresh kernel",
 ]
 
 
@@ -132,6 +133,8 @@ def test_live_plot_and_bar_in_a_fresh_kernel(kernel, tmp_path):
     (bar,) = [t for t in bar_texts(nb) if "step/s" in t]
     assert "600/600" in bar
     assert f"loss={report['final']:.4g}, val_loss={report['val'][-1]:.4g}]" in bar
+    (figure,) = [o["data"] for o in nb.cells[4].outputs]
+    assert "image/png" in figure and figure["text/plain"].startswith("<Figure size")
     fallback, final = text(nb.cells[3], "stderr"), text(nb.cells[3]).strip()
     assert fallback.count("pip install 'fluxjax[notebook]'") == 1 and "IProgress" not in fallback
     assert fallback.count("50/50 [") >= 2  # both calls' bars, as text
@@ -163,6 +166,9 @@ def test_tutorial_notebooks_run_end_to_end(kernel, tmp_path):
         assert "Adam(eta=0.01)" in everything  # the comparison's table was printed
         final, accuracy = text(code[-1]).split()[1:]
         assert 0.0 <= float(accuracy) <= 1.0
+        # every fx.plots Figure a cell returns is a picture too, not "<Figure size ...>"
+        figures = [o["data"] for c in code for o in c.outputs if "Figure" in str(o.get("data"))]
+        assert figures and all("image/png" in d for d in figures), page
         (live,) = [c for c in code if "fx.plots.live" in c.source]
         assert len(outputs(live, "image/png")) == 1, page
         assert any(f"loss={float(final):.4g}" in t for t in bar_texts(nb)), page
