@@ -84,7 +84,7 @@ class Bar:
     >>> bar.metrics({"val_loss": 0.75})
     >>> bar.update(1, lambda: 0.25)  # the last step's loss, read at close
     >>> bar.close()
-    >>> out.getvalue().splitlines()[-1].split("\\r")[-1]
+    >>> out.getvalue().splitlines()[-1].rstrip()
     'train: 100%|...| 3/3 [...step/s, loss=0.25, val_loss=0.75]'
     """
 
@@ -97,7 +97,9 @@ class Bar:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.every, self._clock = every, clock
+        # tqdm draws at each of this bar's redraws (its own rate limit would skip some)
         kw: dict[str, Any] = {"total": total, "desc": "train", "unit": "step"}
+        kw.update(mininterval=0, miniters=1)
         cls = _tqdm_class() if file is None else None
         if cls is None or cls.__module__ == "tqdm.std":
             from tqdm.std import tqdm
@@ -140,7 +142,7 @@ class Bar:
         self.bar.set_postfix(self.postfix(), refresh=False)
         n, self._pending = self._pending, 0
         if n:
-            self.bar.update(n)  # redraws (tqdm's own rate limit allowing)
+            self.bar.update(n)  # draws
         elif refresh:
             self.bar.refresh()
 
