@@ -276,7 +276,9 @@ def test_step_context_is_frozen():
         "eta",
         "batch_index",
         "metrics",
+        "history",  # the call's TrainHistory (None outside train)
     ]
+    assert ctx.history is None
 
 
 def test_history_records_and_best():

@@ -1,11 +1,9 @@
-"""The tutorial pages (docs/tutorial.md and its Portuguese translation) run as written, with
-the long runs shortened; the translation keeps the English page's programs and pictures."""
+"""The tutorial pages (docs/tutorial.md and its Portuguese translation): the translation keeps
+the English page's programs and pictures. The programs run as written, with the long runs
+shortened (SHORTER), as the pages' notebooks in a real kernel: test_notebooks.py."""
 
 import re
 from pathlib import Path
-
-import matplotlib.pyplot as plt
-import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ["tutorial.md", "tutorial.pt-BR.md"]
@@ -19,6 +17,8 @@ SHORTER = [
     ("epochs=500", "epochs=2"),
     ("frames=40", "frames=2"),
     ("steps=5000", "steps=20"),
+    ("E = 5000", "E = 2"),  # the four regimes' epochs
+    ("every=500", "every=5"),  # the live plot's metric, within the 20 epochs
 ]
 
 
@@ -32,29 +32,6 @@ def without_comments(code: str) -> str:
 
 def images(page: str) -> list[str]:
     return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (DOCS / page).read_text())
-
-
-# the regimes block trains one loss on batches of 21, 1, 7 and 3 points, as the page
-# says; the engine rightly warns that each new batch size compiles the step again
-@pytest.mark.filterwarnings("ignore:train. argument 1 of batch:UserWarning")
-def test_tutorial_programs_run(tmp_path, monkeypatch, capsys):
-    # The Portuguese page's programs are the English page's, comments aside (the next test
-    # checks that), so running them once runs both pages (about a minute on 2 cores).
-    page = PAGES[1]
-    monkeypatch.chdir(tmp_path)  # the programs save pictures into the working folder
-    scope: dict = {"E": 1}  # the regimes' epoch count, left to the reader on the page
-    blocks = python_blocks(page)
-    assert len(blocks) == 10
-    for i, block in enumerate(blocks):
-        for long, short in SHORTER:
-            block = block.replace(long, short)
-        exec(compile(block, f"{page}, block {i + 1}", "exec"), scope)
-        plt.close("all")
-    # the programs did what the page says: pictures written, a classifier that learned
-    for name in ["neuron.png", "train.gif", "seed_loss.png", "fit2d.png"]:
-        assert (tmp_path / name).stat().st_size > 1000, name
-    assert 0.0 <= scope["accuracy"] <= 1.0
-    assert "Adam(eta=0.01)" in capsys.readouterr().out  # the comparison's table was printed
 
 
 def test_translation_has_the_same_programs_and_pictures():

@@ -513,6 +513,9 @@ class StepContext:
     - ``metrics``: a dict shared by the callbacks of this step: one may put values in it
       (``ctx.metrics["val_loss"] = v``) for the later ones (loggers) to read; ``train``
       records every entry in its history (``h["val_loss"]``).
+    - ``history``: the ``TrainHistory`` this ``train`` call fills and returns (``None``
+      outside ``train``): the metrics of earlier steps, ``history.steps_of(name)``, as
+      recorded so far (this step's ``metrics`` are added after its callbacks).
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> ctx = fx.StepContext(epoch=1, step=3, loss=jnp.float32(0.25), eta=0.001, batch_index=2)
@@ -528,6 +531,7 @@ class StepContext:
     eta: float | None
     batch_index: int
     metrics: dict[str, Any]
+    history: Any
 
     def __init__(
         self,
@@ -536,6 +540,8 @@ class StepContext:
         loss: Any = None,
         eta: float | None = None,
         batch_index: int = 0,
+        *,
+        history: Any = None,
     ) -> None:
         for name, value in (
             ("epoch", epoch),
@@ -544,6 +550,7 @@ class StepContext:
             ("eta", eta),
             ("batch_index", batch_index),
             ("metrics", {}),
+            ("history", history),
         ):
             object.__setattr__(self, name, value)
 

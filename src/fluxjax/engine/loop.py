@@ -20,7 +20,6 @@ the old ones are donated). Keep reading parameters through the model (``m[0].wei
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 import weakref
@@ -85,7 +84,8 @@ def train(
       step; the model keeps the parameters from before that step (in a loop of one-step
       calls the error may come up to 16 calls later; nothing after the failed step is
       applied). Chain ``fx.SkipNonFinite()`` in front of the rule to skip such batches.
-    * ``progress=True`` shows a tqdm bar with the running loss.
+    * ``progress=True`` shows a tqdm bar (a widget in Jupyter) with the latest loss and
+      metrics, ending on the final ones (``fluxjax.progress.Bar``).
     * ``compile=False`` runs the same step eagerly (print from the loss, use a debugger).
     * ``steps_per_call=K`` (a departure from Flux, opt-in): plain callbacks run after every
       K-th step only, and the steps between run fused.
@@ -195,25 +195,13 @@ def _schedule(cb: Any, steps_per_call: int | None) -> Schedule:
 def _bar(progress: bool, data: Any, n_epochs: int) -> Any:
     if not progress:
         return None
-    from tqdm.auto import tqdm
+    from ..progress import Bar
 
     try:
         total = len(data) * n_epochs  # type: ignore[arg-type]
     except TypeError:
         total = None
-    return tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
-
-
-def _bar(progress: bool, data: Any, n_epochs: int) -> Any:
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    try:
-        total = len(data) * n_epochs  # type: ignore[arg-type]
-    except TypeError:
-        total = None
-    return tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True)
+    return Bar(total)
 
 
 class _Stopped(Exception):
@@ -249,7 +237,6 @@ class Run:
         # callback may use it, since measuring waits for the device
         self.timing = sched.active and not sched.plain
         self.sps: float | None = getattr(plan, "sps", None)
-        self.bar_time = 0.0
         self.src: Any = None
         self.last: Any = None  # (loss, epoch, batch index) of the last step
 
@@ -282,7 +269,9 @@ class Run:
     def _context(self) -> StepContext:
         loss, ep, bi = self.last
         eta = self.eta
-        return StepContext(ep, self.done, loss, eta() if callable(eta) else eta, bi)
+        return StepContext(
+            ep, self.done, loss, eta() if callable(eta) else eta, bi, history=self.hist
+        )
 
     def _fire(self) -> None:
         src, done = self.src, self.done
@@ -293,6 +282,8 @@ class Run:
             src.unsettle(self.pos)
         if ctx is not None and ctx.metrics:
             self.hist._record(done, ctx.metrics)
+            if self.bar is not None:
+                self.bar.metrics(ctx.metrics)
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if stopped:
             raise _Stopped
@@ -347,7 +338,7 @@ class Run:
         self.pos += n
         self.done += n
         if self.bar is not None:
-            self._bar_update(n, last)
+            self.bar.update(n, last)  # fluxjax.progress.Bar: reads the loss when it redraws
 
     def _eager(self, static: Any, data: Any, sel: Any, n: int, src: Any) -> None:
         """``n`` steps run op by op (``compile=False``, or a loss that decides in Python)."""
@@ -408,13 +399,6 @@ class Run:
             l = jnp.float32(jnp.nan)
         self._record(l, 1, self.src, l)
         return None
-
-    def _bar_update(self, n: int, loss: Any) -> None:
-        self.bar.update(n)
-        now = time.monotonic()
-        if now - self.bar_time > 0.2:
-            self.bar_time = now
-            self.bar.set_postfix(loss=f"{float(loss() if callable(loss) else loss):.4g}")
 
 
 CHUNK = 1 << 30  # steps a span may hold when no callback bounds it

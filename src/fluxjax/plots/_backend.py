@@ -33,8 +33,11 @@ def _headless() -> bool:
 
 def _figure(figsize: tuple[float, float]) -> Any:
     """A new Figure: through pyplot only for a GUI backend (so ``plt.show()`` works), else a
-    free-standing Figure (no global registry, shown once in Jupyter when returned)."""
+    free-standing Figure (no global registry, shown once in Jupyter when returned: in a
+    kernel, a PNG formatter for Figures is registered if none is, as ``%matplotlib inline``
+    would)."""
     mpl = _mpl()
+    _png_formatter()
     if "matplotlib.pyplot" in sys.modules:
         backend = str(mpl.get_backend()).lower()
         if backend not in _BATCH_BACKENDS and "inline" not in backend:
@@ -44,6 +47,35 @@ def _figure(figsize: tuple[float, float]) -> Any:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, layout="constrained")
+
+
+def _png(fig: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _png_formatter() -> None:
+    """In a Jupyter kernel where nothing taught IPython to draw a matplotlib Figure (a fresh
+    kernel, before any ``%matplotlib``), register PNG output for it; otherwise leave the
+    user's choice alone. Outside a kernel: nothing (IPython is not imported)."""
+    from ..progress import in_notebook
+
+    if not in_notebook():
+        return
+    from matplotlib.figure import Figure
+
+    shell = sys.modules["IPython"].get_ipython()
+    formatters = getattr(getattr(shell, "display_formatter", None), "formatters", {})
+    png = formatters.get("image/png")
+    if png is None:
+        return
+    try:
+        png.lookup_by_type(Figure)
+    except KeyError:
+        png.for_type(Figure, _png)
 
 
 def _save(

@@ -57,6 +57,7 @@ def loss_curve(
     title: str | None = None,
     path: str | os.PathLike[str] | None = None,
     figsize: tuple[float, float] = (6.4, 4.0),
+    ax: Any = None,
 ) -> Any:
     """Plot one or several loss histories on one axis.
 
@@ -67,10 +68,15 @@ def loss_curve(
       span more than a factor 30.
     * ``x="epoch"`` plots each epoch's mean loss against the epoch (histories that know their
       epochs), so runs with different batch counts per epoch line up.
+    * ``ax``: draw into these matplotlib axes (and return their figure) instead of a new
+      figure of size ``figsize``.
     """
     runs = _runs(history, labels)
-    fig = _figure(_wide(figsize, sum(name is not None for name, _ in runs)))
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = _figure(_wide(figsize, sum(name is not None for name, _ in runs)))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
     everything = []
     for (name, h), color in zip(runs, _colors(len(runs))):
         steps, losses, epochs = _series(h)
