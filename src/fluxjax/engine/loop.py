@@ -208,11 +208,33 @@ class _Stopped(Exception):
     """Raised inside a run when a callback or the loss called ``fx.stop()``."""
 
 
+class _Ints:
+    """Device-resident int32 scalars for the program's step counts and starts, made once
+    per value: a NumPy scalar argument is copied to the device on every call (about 10 µs
+    each on the CPU), a device array is passed as it is. Bounded: the oldest go first."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self.values: dict[int, Any] = {}
+
+    def __call__(self, v: int) -> Any:
+        a = self.values.get(v)
+        if a is None:
+            if len(self.values) >= self.MAX:
+                self.values.pop(next(iter(self.values)))
+            a = self.values[v] = jax.device_put(np.int32(v))
+        return a
+
+
+INTS = _Ints()
+
+
 def _later(sel: Any, j: int) -> Any:
     """The program's selector ``j`` steps later (a start, or a table and a start)."""
     if isinstance(sel, tuple):
-        return sel[0], np.int32(sel[1] + j)
-    return np.int32(sel + j)
+        return sel[0], sel[1] + j
+    return sel + j
 
 
 def _lazy(losses: Any, index: int) -> Any:
@@ -315,7 +337,8 @@ class Run:
         plan = self.plan
         tv, ov = plan.inputs()
         try:
-            out = fn(tv, ov, plan.bufs, plan.halt, data, sel, np.int32(n))
+            t = (sel[0], INTS(sel[1])) if isinstance(sel, tuple) else INTS(sel)
+            out = fn(tv, ov, plan.bufs, plan.halt, data, t, INTS(n))
         except (SkipException, StopException):
             # raised while tracing: the loss decides in Python, so it must run eagerly
             _warn_once(
@@ -370,7 +393,7 @@ class Run:
             self.check_batch(batch, bi)
         if plan.placement is not None:  # split over the devices
             batch = plan.placement.batch(batch)
-        return self.call((), batch, np.int32(0), 1, self.src)
+        return self.call((), batch, 0, 1, self.src)
 
     def check_batch(self, batch: Any, bi: int) -> None:
         """Warn (once) when a batch's shapes force a new compilation."""

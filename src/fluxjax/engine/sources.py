@@ -147,7 +147,7 @@ class One(Source):
         pl = run.plan.placement
         data = self.batch if pl is None else pl.batch(self.batch)
         run.check_batch(self.batch, 0)
-        run.call((), data, np.int32(0), k, self)
+        run.call((), data, 0, k, self)
         return True
 
 
@@ -170,7 +170,7 @@ class Stacked(Source):
             pl = run.plan.placement
             if pl is not None:  # split over the devices
                 self.stacked = pl.stacked(self.stacked)
-        run.call((), self.stacked, np.int32(run.pos % self.per), k, self)
+        run.call((), self.stacked, run.pos % self.per, k, self)
         return True
 
 
@@ -282,6 +282,6 @@ class Loader(Source):
                 n, e1, size = 1, e, self.ntail
             table, first = self._table(e, e1)
             static = (self.per, self.bs, size, in_order)
-            run.call(static, device, (table, np.int32(g - first * self.per)), n, self)
+            run.call(static, device, (table, g - first * self.per), n, self)
             k -= n
         return True

@@ -22,7 +22,23 @@ from ..checks import check_loss_value
 from ..layers._common import recording
 from ..optimise.interface import apply_one
 
-SKIPS: list[list[Any]] = []  # the skip_when conditions met while tracing the current loss
+
+class _Skips:
+    """The ``skip_when`` conditions met while a loss is traced: one list per loss being
+    traced (nested when a loss traces another), the innermost last."""
+
+    def __init__(self) -> None:
+        self.stack: list[list[Any]] = []
+
+    def note(self, condition: Any) -> bool:
+        """Record a traced condition for the loss being traced; False when none is."""
+        if not self.stack:
+            return False
+        self.stack[-1].append(jnp.asarray(condition, bool))
+        return True
+
+
+SKIPS = _Skips()
 
 
 def skip_when(condition: Any) -> None:
@@ -34,8 +50,7 @@ def skip_when(condition: Any) -> None:
     >>> import fluxjax as fx
     >>> fx.skip_when(False)
     """
-    if SKIPS and isinstance(condition, jax.core.Tracer):
-        SKIPS[-1].append(jnp.asarray(condition, bool))
+    if isinstance(condition, jax.core.Tracer) and SKIPS.note(condition):
         return
     if bool(condition):
         raise SkipException()
@@ -77,11 +92,11 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
                 p.set(v)
             for p, v in zip(others, ov):
                 p.set(v)
-            SKIPS.append(skips)
+            SKIPS.stack.append(skips)
             try:
                 out = call_loss(plan, batch)
             finally:
-                SKIPS.pop()
+                SKIPS.stack.pop()
             after = [p.get() for p in others]
         finally:
             for p, v in zip(entries, old_t):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..autodiff import Grads, Params
 from ..module import Module, Slot, _attrs, is_array, trainable
-from .base import Rule, is_schedule
+from .base import Record, Rule, is_schedule
 from .base import bump_version as _bump
 from .optax import as_rule
 
@@ -335,20 +335,19 @@ def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[
 
 
 # -- implicit mode --------------------------------------------------------------------
-def implicit_state(opt: Rule, entries: list[Any]) -> list[list[Any]]:
-    """The ``[state, t]`` records of ``entries`` kept inside ``opt``, created on first use."""
+def implicit_state(opt: Rule, entries: list[Any]) -> list[Record]:
+    """The ``Record`` (state, update count) of each of ``entries`` kept inside ``opt``,
+    created on first use; current (taken back from a training plan holding it)."""
     store = opt._implicit_store()
-    owner = store.get("_fx_owner")
-    if owner is not None:
-        owner.flush()  # the live state sits packed inside a compiled training plan
+    if store.owner is not None:
+        store.owner.flush()  # the live state sits packed inside a compiled training plan
+    recs = store.records
     need_t = opt.has_schedule()
-    new = [p for p in entries if p.key() not in store]
-    if new:  # the built-in rules set up their state without compiling anything
-        for p in new:
-            s = opt.init(p.get())
+    for p in entries:  # the built-in rules set up their state without compiling anything
+        if p.key() not in recs:
             t = jax.device_put(np.zeros((), np.int32)) if need_t else None
-            store[p.key()] = [s, t, p.slots[0].owner]
-    return [store[p.key()] for p in entries]
+            recs[p.key()] = Record(opt.init(p.get()), t, p.slots[0].owner)
+    return [recs[p.key()] for p in entries]
 
 
 def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:
@@ -359,14 +358,14 @@ def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:
     recs = implicit_state(opt, entries)
     new_xs, new_states, new_ts = _run(
         [opt] * len(entries),
-        [r[0] for r in recs],
+        [r.state for r in recs],
         [p.get() for p in entries],
         [g for _, g in pairs],
-        [r[1] for r in recs],
+        [r.t for r in recs],
         [p.label() for p in entries],
     )
     for p, rec, x, s, t in zip(entries, recs, new_xs, new_states, new_ts):
-        rec[0], rec[1] = s, t
+        rec.state, rec.t = s, t
         p.set(x)
     return ps
 
