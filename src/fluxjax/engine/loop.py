@@ -110,7 +110,8 @@ def train(
     (3.0, 500)
     """
     opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
-    if not cache.LAST.same(loss, target, opt):  # a new call: check its arguments
+    plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
+    if plan is None:  # a new call: check its arguments
         checks.check_opt(opt)
         if isinstance(target, tuple) and not target:
             target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
@@ -120,7 +121,8 @@ def train(
     if fuse is not None and not isinstance(fuse, bool):
         raise TypeError(f"train: fuse must be None, True or False, got {fuse!r}.")
     checks.check_data(data, epochs)
-    plan = cache.find(loss, target, opt)
+    if plan is None:
+        plan = cache.find(loss, target, opt)
     if not plan.owns_state():
         plan.acquire()
     # the plan's arrays on the devices (None: one device; arrays in place stay as they are)
@@ -317,7 +319,7 @@ class Run:
         plan = self.plan
         if not self.compile or plan.eager:
             return self._eager(static, data, sel, n, src)
-        if plan.form is None:
+        if plan.form is None or self.fuse is not None:
             plan.choose_form(self.fuse, program.batch_spec(src.layout, static, data))
         fn = plan.program(src.layout, *static)
         if plan.form == "step":

@@ -232,9 +232,13 @@ class Plan:
         return fn
 
     def choose_form(self, fuse: bool | None, batch: Any) -> None:
-        """Fix this plan's program form on its first compiled call (``policy.form``)."""
+        """Fix this plan's program form on its first compiled call (``policy.form``); a
+        later ``fuse=`` that asks for the other form switches it (a new program)."""
         if self.form is None:
             self.form, self.why = policy.form(self, fuse, batch)
+        elif fuse is not None and self.form != ("loop" if fuse else "step"):
+            self.form, self.why = policy.form(self, fuse, batch)
+            self.programs = {}
 
     def carry_stable(self) -> bool:
         """Whether the arrays a step replaces (layer state) now have the shapes a step
