@@ -32,17 +32,25 @@ class CheckpointError(ValueError):
     """
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash at any moment leaves either the old file or
-    the new one, whole: a temporary file in the same folder, flush, fsync, rename over
-    ``path``, fsync the folder (so the rename itself survives a power loss)."""
+def atomic_write(path: str, write: Any) -> None:
+    """Write a file to ``path`` so that a crash at any moment leaves either the old file or
+    the new one, whole: ``write(tmp)`` fills a temporary file in the same folder, which is
+    fsynced and renamed over ``path``; then the folder is fsynced (so the rename itself
+    survives a power loss). ``write`` may also be ``bytes``."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        if isinstance(write, bytes):
+            with os.fdopen(fd, "wb") as f:
+                f.write(write)
+        else:
+            os.close(fd)
+            write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -93,14 +101,17 @@ def _dec(d: dict[str, Any]) -> Any:
     return d
 
 
-def encode(tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
-    """The bytes of a safetensors file holding ``tensors`` and fluxjax's ``meta``."""
-    from safetensors.numpy import save
+def write(path: str, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write a safetensors file holding ``tensors`` and fluxjax's ``meta`` (with a CRC-32 of
+    every tensor) to ``path``, atomically. The tensors go straight from memory to the file
+    (``safetensors.numpy.save_file``), without an intermediate copy of the whole file."""
+    from safetensors.numpy import save_file
 
     meta = {**meta, "format": MAGIC, "version": VERSION}
-    meta["crc"] = {k: crc(a) for k, a in tensors.items()}
     contiguous = {k: _c_order(a) for k, a in tensors.items()}
-    return save(contiguous, metadata={"fluxjax": json.dumps(meta, cls=_Enc)})
+    meta["crc"] = {k: crc(a) for k, a in contiguous.items()}
+    text = json.dumps(meta, cls=_Enc)
+    atomic_write(path, lambda tmp: save_file(contiguous, tmp, metadata={"fluxjax": text}))
 
 
 def read_header(path: str) -> tuple[dict[str, Any], int]:

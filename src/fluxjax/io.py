@@ -269,6 +269,20 @@ def save(
     >>> fx.save(os.path.join(tempfile.mkdtemp(), "m.safetensors"), m, opt, step=0)
     """
     path = _path(path, True)
+    _files.write(path, *snapshot(model, opt, loader=loader, step=step, **extra))
+
+
+def snapshot(
+    model: Module,
+    opt: Any = None,
+    *,
+    loader: DataLoader | None = None,
+    step: Any = None,
+    **extra: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Host copies of everything ``save`` writes: ``(tensors, meta)``, ready for
+    ``_files.write`` (which may run on another thread: nothing here is shared with the
+    model, whose arrays training may donate and replace)."""
     slots = named_arrays(model)
     if step is not None:
         step = _files_int(step, "step")
@@ -287,7 +301,7 @@ def save(
         meta["opt"] = _opt_io.save_opt(opt, model, slots, tensors)
     if loader is not None:
         meta["loader"] = _loader_meta(loader, tensors)
-    _files.atomic_write(path, _files.encode(tensors, meta))
+    return tensors, meta
 
 
 def _files_int(v: Any, name: str) -> int:
