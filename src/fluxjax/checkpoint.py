@@ -191,7 +191,12 @@ class Checkpointer(Scheduled):
         k = math.inf if self.every is None else self.every - (self._base + step) % self.every
         if self.every_seconds is not None:
             left = self.every_seconds - (now - self._last_time)
-            k = min(k, 1 if sps <= 0 or left <= 0 else max(1, int(left / sps)))
+            if left <= 0:
+                k = 1
+            elif sps > 0:
+                k = min(k, max(1, int(left / sps)))
+            elif self.every is None:  # the step time is not known yet: measure it
+                k = 1
         if self._signals is not None and sps > 0:  # answer a signal within about a second
             k = min(k, max(1, int(1.0 / sps)))
         return int(k) if k != math.inf else 1 << 30
