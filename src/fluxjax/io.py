@@ -149,11 +149,21 @@ def _mismatches(slots: dict[str, Slot], given: dict[str, Any]) -> list[str]:
         old, new = s.get(), given[k]
         shape = tuple(np.shape(new))
         want = tuple(_host_shape(old))
-        if shape != want:
+        if shape != want and not (_batched(s) and _same_features(shape, want)):
             out.append(f"{k}: shape {want} in the model vs {shape} given")
         elif _kind_of(old) != np.asarray(new).dtype.kind:
             out.append(f"{k}: dtype {_dtype(old)} in the model vs {np.asarray(new).dtype} given")
     return out
+
+
+def _batched(s: Slot) -> bool:
+    """Whether the slot holds carried state whose batch axis follows the data (an RNN's)."""
+    return s.path[0] in getattr(type(s.owner), "_batch_axis_attrs", ())
+
+
+def _same_features(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Shapes equal but for a leading batch axis: (8,), (16, 8) and (4, 8) all fit."""
+    return len(a) in (1, 2) and len(b) in (1, 2) and a[-1:] == b[-1:]
 
 
 def _host_shape(a: Any) -> tuple[int, ...]:

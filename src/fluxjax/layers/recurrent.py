@@ -185,6 +185,10 @@ class GRUCell(_Cell):
 class _Recur(Module):
     """A cell and the state it carries between calls (Flux v0.12's ``Recur``)."""
 
+    # arrays whose leading batch axis follows the data (fx.load and fx.loadmodel accept a
+    # saved state with another batch size, or none, and take it as it is)
+    _batch_axis_attrs = ("state",)
+
     def _wrap(self, cell: _Cell) -> None:
         self.cell = cell
         self.state = jax.tree_util.tree_map(jnp.copy, cell.state0)
