@@ -109,9 +109,23 @@ def write(path: str, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> No
 
     meta = {**meta, "format": MAGIC, "version": VERSION}
     contiguous = {k: _c_order(a) for k, a in tensors.items()}
-    meta["crc"] = {k: crc(a) for k, a in contiguous.items()}
+    meta["crc"] = _crcs(contiguous)
     text = json.dumps(meta, cls=_Enc)
     atomic_write(path, lambda tmp: save_file(contiguous, tmp, metadata={"fluxjax": text}))
+
+
+def _crcs(arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    """CRC-32 of each array, the large ones on a thread each (zlib releases the GIL)."""
+    big = [k for k, a in arrays.items() if a.nbytes >= 1 << 22]
+    out = {k: crc(a) for k, a in arrays.items() if k not in big}
+    if len(big) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(big), os.cpu_count() or 1)) as pool:
+            out.update(zip(big, pool.map(lambda k: crc(arrays[k]), big)))
+    else:
+        out.update({k: crc(arrays[k]) for k in big})
+    return {k: out[k] for k in arrays}
 
 
 def read_header(path: str) -> tuple[dict[str, Any], int]:

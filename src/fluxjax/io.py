@@ -72,6 +72,13 @@ def _host(a: Any) -> np.ndarray:
     return np.array(a)
 
 
+def _view(a: Any) -> np.ndarray:
+    """``a`` as a NumPy array without a copy where the platform allows (a CPU array)."""
+    if _is_key(a):
+        a = jax.random.key_data(a)
+    return np.asarray(a)
+
+
 def _is_key(a: Any) -> bool:
     return jnp.issubdtype(a.dtype, jax.dtypes.prng_key)
 
@@ -279,7 +286,7 @@ def save(
     >>> fx.save(os.path.join(tempfile.mkdtemp(), "m.safetensors"), m, opt, step=0)
     """
     path = _path(path, True)
-    _files.write(path, *snapshot(model, opt, loader=loader, step=step, **extra))
+    _files.write(path, *snapshot(model, opt, loader=loader, step=step, copy=False, **extra))
 
 
 def snapshot(
@@ -288,15 +295,17 @@ def snapshot(
     *,
     loader: DataLoader | None = None,
     step: Any = None,
+    copy: bool = True,
     **extra: Any,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Host copies of everything ``save`` writes: ``(tensors, meta)``, ready for
-    ``_files.write`` (which may run on another thread: nothing here is shared with the
-    model, whose arrays training may donate and replace)."""
+    """Everything ``save`` writes: ``(tensors, meta)``, ready for ``_files.write``. With
+    ``copy=True`` the tensors are host copies, so the write may run on another thread
+    while training donates and replaces the model's arrays; ``copy=False`` gives views
+    (on CPU, of the arrays themselves), for a write that ends before training goes on."""
     slots = named_arrays(model)
     if step is not None:
         step = _files_int(step, "step")
-    tensors = {f"model/{k}": _host(s.get()) for k, s in slots.items()}
+    tensors = {f"model/{k}": _view(s.get()) for k, s in slots.items()}
     keys = [k for k, s in slots.items() if _is_key(s.get())]
     meta: dict[str, Any] = {
         "model": {
@@ -311,6 +320,8 @@ def snapshot(
         meta["opt"] = _opt_io.save_opt(opt, model, slots, tensors)
     if loader is not None:
         meta["loader"] = _loader_meta(loader, tensors)
+    if copy:
+        tensors = {k: np.array(a) for k, a in tensors.items()}
     return tensors, meta
 
 
