@@ -7,9 +7,11 @@ the background writer, and the signal catcher for preemption.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -95,6 +97,14 @@ class Writer:
             job()
         except BaseException as e:  # noqa: BLE001 - raised on the training thread by wait()
             self._error = e
+            atexit.register(self._report)
+
+    def _report(self) -> None:
+        """At exit: a failed write nobody waited for is not lost silently."""
+        if self._error is not None:
+            print(
+                f"fluxjax: a background checkpoint write failed: {self._error!r}", file=sys.stderr
+            )
 
     @property
     def busy(self) -> bool:

@@ -91,7 +91,8 @@ class Checkpointer(Scheduled):
       boundary and raise ``fx.Preempted`` (naming the file) out of ``train``.
     * ``background=True``: the arrays are copied to the host at the step boundary and the
       file is written on a background thread while training goes on (one write at a time;
-      the end of each ``train`` call waits for it). Writes are atomic either way.
+      ``ck.wait()`` waits for it, and a failed write raises at the next save or ``wait``;
+      the interpreter finishes a write before it exits). Writes are atomic either way.
     * ``ck.resume()``: load the newest complete checkpoint (a file that fails its checks is
       skipped with a warning); returns its info (``step``, ``path``, extras) or ``None``.
     * ``ck.save(**extra)``: save now and wait for it; ``ck.wait()``: wait for a background
@@ -217,18 +218,16 @@ class Checkpointer(Scheduled):
 
     def finish(self, steps: int | None = None) -> None:
         """End of a ``train`` call that ran ``steps`` steps (default: ``steps_taken``, which
-        ``train`` sets): waits for a background write, restores the signal handlers, and
-        raises ``fx.Preempted`` after saving if a signal came after the last boundary."""
+        ``train`` sets): restores the signal handlers, and raises ``fx.Preempted`` after
+        saving if a signal came after the last boundary. A background write goes on (the
+        next save, ``resume`` or ``wait`` joins it)."""
         steps = self.steps_taken if steps is None else steps
         self.step = self._base + (self._seen if steps is None else int(steps))
         self._start_call()
-        try:
-            self._writer.wait()
-        finally:
-            if self._signals is not None:
-                self._signals.restore()
-        if self._signals is not None and self._signals.received is not None:
-            self._preempt()
+        if self._signals is not None:
+            self._signals.restore()
+            if self._signals.received is not None:
+                self._preempt()
 
     def _start_call(self) -> None:
         self._base, self._seen = self.step, 0
@@ -290,7 +289,9 @@ class Checkpointer(Scheduled):
         self._writer.wait()
 
     def files(self) -> list[str]:
-        """This checkpointer's files in ``folder``, oldest first (by step)."""
+        """This checkpointer's files in ``folder``, oldest first (by step), once a background
+        write in progress has finished."""
+        self._writer.wait()
         return [p for _, p in _ckpt.files_in(self.folder, self.prefix)]
 
     def _prune(self) -> None:

@@ -32,9 +32,11 @@ import numpy as np
 
 from . import _files
 from ._files import CheckpointError
+from .checks import state_leaves
 from .data import DataLoader
 from .module import Module, Slot, _attrs, is_array, show
 from .optimise import _opt_io
+from .optimise.interface import OptimiserState
 
 __all__ = ["state", "loadmodel", "save", "load", "CheckpointError"]
 
@@ -317,6 +319,8 @@ def snapshot(
         "extra": _json_extra(extra),
     }
     if opt is not None:
+        if isinstance(opt, OptimiserState):
+            state_leaves(opt, model)  # a state from fx.setup on another model: say so now
         meta["opt"] = _opt_io.save_opt(opt, model, slots, tensors)
     if loader is not None:
         meta["loader"] = _loader_meta(loader, tensors)
