@@ -332,6 +332,8 @@ def depends_on_inputs(jaxpr: Any) -> bool:
     for eqn in jaxpr.eqns:
         if any(id(v) in live for v in eqn.invars if not _literal(v)):
             live.update(id(v) for v in eqn.outvars)
+    if not jaxpr.outvars:  # no array out (None): the real call raises the real error
+        return True
     out = jaxpr.outvars[0]
     return not _literal(out) and id(out) in live
 
@@ -340,11 +342,15 @@ def _literal(v: Any) -> bool:
     return type(v).__name__ == "Literal"
 
 
-def check_loss_depends(lossfn: Any, vals: list[Any], slots: list[Any]) -> None:
+def check_loss_depends(
+    lossfn: Any, vals: list[Any], slots: list[Any], appended: list[Any] | None = None
+) -> None:
     """Warn when the loss's value cannot depend on any trainable array (the Params of
     another model than the one the loss calls, or a loss returning a constant): every
     gradient is zero and training changes nothing. ``lossfn(vals)`` returns ``(loss, aux)``;
-    called once per compiled plan, while it is traced.
+    called once per compiled plan, while it is traced. ``appended``: a list the loss appends
+    to as it runs (the step's ``skip_when`` conditions), put back as it was after this
+    extra trace.
 
     >>> import warnings, jax.numpy as jnp
     >>> from fluxjax.checks import check_loss_depends
@@ -356,10 +362,14 @@ def check_loss_depends(lossfn: Any, vals: list[Any], slots: list[Any]) -> None:
     """
     if not vals:
         return
+    n = len(appended) if appended is not None else 0
     try:
         closed = jax.make_jaxpr(lambda v: lossfn(v)[0])(vals)
     except Exception:  # noqa: BLE001 - the real call raises the real error
         return
+    finally:
+        if appended is not None:
+            del appended[n:]
     if depends_on_inputs(closed.jaxpr):
         return
     names = ", ".join(f"{s.label()} {tuple(v.shape)}" for s, v in zip(slots[:4], vals))

@@ -92,7 +92,7 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
         check_loss_value(l)  # None, a Python number, an array: a clear error
         return l, after
 
-    check_loss_depends(lossfn, tv, entries)  # once per trace: a loss blind to tv
+    check_loss_depends(lossfn, tv, entries, skips)  # once per trace: a loss blind to tv
     (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
     grads = zygote_grads(grads)  # Zygote's convention for complex parameters
     plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]
