@@ -75,9 +75,20 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+try:  # the same CRC-32, with SIMD: ~7x faster than zlib's (pip install 'fluxjax[fast]')
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover - depends on the environment
+    _crc32 = zlib.crc32
+
+
 def crc(a: np.ndarray) -> int:
-    """CRC-32 of an array's bytes (C order)."""
-    return zlib.crc32(_c_order(a).reshape(-1).view(np.uint8))
+    """CRC-32 of an array's bytes (C order).
+
+    >>> import numpy as np, zlib
+    >>> crc(np.arange(4, dtype=np.uint8)) == zlib.crc32(bytes([0, 1, 2, 3]))
+    True
+    """
+    return _crc32(_c_order(a).reshape(-1).view(np.uint8))
 
 
 def _c_order(a: np.ndarray) -> np.ndarray:
