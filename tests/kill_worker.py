@@ -37,7 +37,9 @@ def slow(announce: bool, ck: fx.Checkpointer, steps: bool = False):
     return cb
 
 
-def main(folder: str, announce: bool = False, on_signal: bool = False) -> np.ndarray:
+def main(
+    folder: str, announce: bool = False, on_signal: bool = False, epochs: int = EPOCHS
+) -> np.ndarray:
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(23, 3)).astype(np.float32)
@@ -54,7 +56,7 @@ def main(folder: str, announce: bool = False, on_signal: bool = False) -> np.nda
         ps,
         loader,
         opt,
-        epochs=EPOCHS - loader.epoch,
+        epochs=epochs - loader.epoch,
         cb=[ck, slow(announce, ck, steps=on_signal)],
         steps_per_call=1,
     )

@@ -4,9 +4,11 @@ SIGTERM (in a subprocess, resumed bit for bit) and background writes."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import kill_worker
@@ -189,3 +191,40 @@ def test_carried_state_loads_into_a_fresh_model(tmp_path):
         fx.loadmodel(make(), fx.state(fresh))
     with pytest.raises(ValueError, match=r"layers.3.state.0: shape \(9,\) in the model vs"):
         fx.loadmodel(fx.Chain(*make()[:3], fx.LSTM(8, 9), fx.Dense(9, 1)), fx.state(m))
+
+
+def test_a_kill_during_a_background_write_keeps_the_previous_file(tmp_path):
+    """Training goes on while a checkpoint is written; SIGKILL during the write leaves every
+    earlier file whole and only a temporary file, which resume removes."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    folder = tmp_path / "run"
+    kill_worker.main(str(folder), epochs=2)  # earlier checkpoints: steps 7
+    for t in threading.enumerate():  # its last write may still run in the background
+        if t.name == "fluxjax-checkpoint":
+            t.join()
+    before = fx.Checkpointer.latest(folder)
+    assert before.endswith("checkpoint-00000007.safetensors")
+    worker = os.path.join(HERE, "slow_write_worker.py")
+    cmd = [sys.executable, worker, str(folder)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as p:
+        t0, writing, steps_after = time.monotonic(), None, 0
+        for line in p.stdout:
+            assert time.monotonic() - t0 < 60, "the worker is too slow"
+            # the writer thread's line and the training thread's may share a line
+            found = re.search(rb"writing (\d{8})", line)
+            if found:
+                writing = int(found[1])
+            elif re.search(rb"step \d+", line) and writing is not None:
+                steps_after += 1
+                if steps_after == 3:  # three steps trained while the file is being written
+                    p.send_signal(signal.SIGKILL)
+                    break
+        p.wait(timeout=30)
+    assert writing == 14 and steps_after == 3
+    temporaries = [n for n in os.listdir(folder) if n.endswith(".tmp")]
+    assert len(temporaries) == 1  # the write that was killed
+    assert fx.Checkpointer.latest(folder) == before  # the previous file is the newest, whole
+    m = fx.Chain(fx.Dense(3, 5, fx.tanh), fx.Dense(5, 1))
+    ck = fx.Checkpointer(folder, m, fx.Adam(0.01))
+    assert ck.resume()["step"] == 7
+    assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
