@@ -118,6 +118,7 @@ class Plan:
             self.eta if self.eta is not None or not self.need_t else self.scheduled_eta
         )
         self.warned_captured = False
+        self.depends_checked = False  # whether the loss was checked to read the arrays
         self.eager = False
         # the form of this plan's one program ("loop" or "step"), fixed by its first call
         # (policy.form), and why; ``fuse=`` forces it before then

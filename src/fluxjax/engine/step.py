@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from .. import mode
 from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
-from ..checks import check_loss_value
+from ..checks import check_loss_depends, check_loss_value
 from ..layers._common import recording
 from ..optimise.interface import apply_one
 
@@ -107,6 +107,9 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
         check_loss_value(l)  # None, a Python number, an array: a clear error
         return l, after
 
+    if not plan.depends_checked:  # once per plan (an extra trace): a loss blind to tv
+        plan.depends_checked = True
+        check_loss_depends(lossfn, tv, entries, skips)
     (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
     grads = zygote_grads(grads)  # Zygote's convention for complex parameters
     plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..module import Module, show
-from ._common import check_size, float_input, ntuple, shape_error
+from ._common import call_init, check_size, float_input, ntuple, shape_error
 
 __all__ = ["Conv", "CrossCor", "ConvTranspose", "DepthwiseConv", "SamePad", "flatten"]
 
@@ -107,7 +107,7 @@ def conv_nd(x: Any, w: Any, stride: tuple, pad: tuple, dilation: tuple, groups: 
 def _make_weight(init, k, cin, cout, groups, layer):  # type: ignore[no-untyped-def]
     if init is None:
         from ..init import glorot_uniform as init
-    return jnp.asarray(init(*k, cin // groups, cout))
+    return jnp.asarray(call_init(init, (*k, cin // groups, cout), layer))
 
 
 def _bias(bias: Any, n: int, dtype: Any, layer: str) -> Any:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from ..activations import sigmoid
 from ..module import Module, show
-from ._common import assign_state, check_size, float_input, shape_error
+from ._common import assign_state, call_init, check_size, float_input, shape_error
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
 
@@ -46,8 +46,8 @@ class _Cell(Module):
         name = type(self).__name__
         n_in, n_out = check_size(n_in, "in", name), check_size(n_out, "out", name)
         g = self.gates
-        self.Wi = jnp.asarray(init(g * n_out, n_in))
-        self.Wh = jnp.asarray(init(g * n_out, n_out))
+        self.Wi = jnp.asarray(call_init(init, (g * n_out, n_in), name))
+        self.Wh = jnp.asarray(call_init(init, (g * n_out, n_out), name))
         self.b = jnp.asarray(initb(g * n_out))
         return n_out
 
@@ -184,6 +184,10 @@ class GRUCell(_Cell):
 
 class _Recur(Module):
     """A cell and the state it carries between calls (Flux v0.12's ``Recur``)."""
+
+    # arrays whose leading batch axis follows the data (fx.load and fx.loadmodel accept a
+    # saved state with another batch size, or none, and take it as it is)
+    _batch_axis_attrs = ("state",)
 
     def _wrap(self, cell: _Cell) -> None:
         self.cell = cell

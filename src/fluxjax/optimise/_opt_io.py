@@ -118,9 +118,9 @@ def _implicit_records(opt: Rule, model: Any, slots: dict[str, Slot]) -> dict[str
 def _put(tensors: dict[str, Any], name: str, st: Any, t: Any) -> int:
     leaves = jax.tree_util.tree_leaves(st)
     for j, a in enumerate(leaves):
-        tensors[f"opt/{name}/{j}"] = np.array(a)
+        tensors[f"opt/{name}/{j}"] = np.asarray(a)  # a view: fx.save copies where it must
     if t is not None:
-        tensors[f"opt/{name}/t"] = np.array(t)
+        tensors[f"opt/{name}/t"] = np.asarray(t)
     return len(leaves)
 
 

@@ -137,6 +137,13 @@ class Rule:
                     f"{cls.__name__}: the learning rate is called eta (Flux's name), not "
                     f"{alias}: {cls.__name__}(eta={kwargs[alias]!r})."
                 )
+        for alias in ("weight_decay", "decay"):
+            if alias in kwargs and alias not in _fields(cls):
+                raise TypeError(
+                    f"{cls.__name__} has no {alias}= (PyTorch's and Keras's keyword): weight "
+                    f"decay is a rule of its own, chained before it: fx.OptimiserChain("
+                    f"fx.WeightDecay({kwargs[alias]!r}), fx.{cls.__name__}()); or fx.AdamW."
+                )
         return super().__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -306,3 +313,13 @@ def _fmt(v: Any) -> str:
     if isinstance(v, Callable) and not isinstance(v, Rule):  # type: ignore[arg-type]
         return getattr(v, "__name__", None) or repr(v)
     return repr(v)
+
+
+def _fields(cls: type) -> set[str]:
+    """The keyword names a rule's constructor takes."""
+    import inspect
+
+    try:
+        return set(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return set()

@@ -278,21 +278,38 @@ def _triples(
         if not isinstance(model, Module):
             raise TypeError("update: the state tree does not match the model's structure.")
         gattrs = _attrs(grad) if isinstance(grad, Module) else (grad or {})
+        attrs = _attrs(model)
         for k, s in state._children.items():
             if s is None:
                 continue
+            if k not in attrs:
+                raise _another_model(model, k)
             g = gattrs.get(k) if isinstance(gattrs, dict) else getattr(grad, k, None)
-            yield from _triples(s, _attrs(model)[k], g, (k,), model)
+            yield from _triples(s, attrs[k], g, (k,), model)
     elif type(state) in (list, tuple):
         for i, s in enumerate(state):
             if s is not None:
+                if type(model) not in (list, tuple) or i >= len(model):
+                    raise _another_model(owner, path + (i,))
                 g = None if grad is None else grad[i]
                 yield from _triples(s, model[i], g, (*path, i), owner)
     elif type(state) is dict:
         for k, s in state.items():
             if s is not None:
+                if type(model) is not dict or k not in model:
+                    raise _another_model(owner, path + (k,))
                 g = None if grad is None else grad.get(k)
                 yield from _triples(s, model[k], g, (*path, k), owner)
+
+
+def _another_model(model: Any, where: Any) -> ValueError:
+    from ..module import show
+
+    return ValueError(
+        f"this optimiser state was built by fx.setup for another model: it has an entry "
+        f"{where!r} that {show(model) if isinstance(model, Module) else 'the model'} lacks. "
+        "Build it for this one: state = fx.setup(rule, model)."
+    )
 
 
 def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[Any, Any]:
