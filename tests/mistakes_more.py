@@ -276,3 +276,15 @@ def _():
     t.join(60)
     if out:
         raise out[0]
+
+
+@row(
+    HYP,
+    "`fx.train(loss, ps, data, opt, epoch=3)` or Keras's `callbacks=[...]`: a keyword train "
+    "does not take",
+    TypeError,
+    "unknown keyword argument epoch=3. Did you mean epochs=",
+)
+def _():
+    m = mlp()
+    fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(X, Y)], fx.Descent(0.1), epoch=3)

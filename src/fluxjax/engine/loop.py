@@ -64,6 +64,7 @@ def train(
     mesh: Any = None,
     shard_params: bool = False,
     fuse: bool | None = None,
+    **unknown: Any,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses (and callback metrics) as a ``TrainHistory``.
@@ -109,6 +110,8 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
+    if unknown:
+        raise _unknown_keyword(unknown)
     opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
     plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
     if plan is None:  # a new call: check its arguments
@@ -149,6 +152,33 @@ def train(
         if sched.active:
             sched.finish(run.done)
     return hist
+
+
+KEYWORDS = (
+    "cb",
+    "epochs",
+    "progress",
+    "compile",
+    "steps_per_call",
+    "devices",
+    "mesh",
+    "shard_params",
+    "fuse",
+)
+
+
+def _unknown_keyword(unknown: dict[str, Any]) -> TypeError:
+    """The error for a keyword ``train`` does not take (``epoch=3``, Keras's ``callbacks=``)."""
+    import difflib
+
+    name = next(iter(unknown))
+    aliases = {"callbacks": "cb", "callback": "cb", "nb_epoch": "epochs", "verbose": "progress"}
+    near = aliases.get(name) or next(iter(difflib.get_close_matches(name, KEYWORDS, 1)), None)
+    hint = f" Did you mean {near}=?" if near else ""
+    return TypeError(
+        f"train: unknown keyword argument {name}={unknown[name]!r}.{hint} train takes "
+        f"{', '.join(k + '=' for k in KEYWORDS)} after (loss, target, data, opt)."
+    )
 
 
 def _warn_captured(plan: Plan, loss: Any) -> None:
