@@ -1,4 +1,4 @@
-"""Recurrent layers: ``RNN``, ``LSTM``, ``GRU`` and their cells, with Flux v0.12's gate
+"""Recurrent layers: ``RNN``, ``LSTM``, ``GRU``, ``GRUv3`` and their cells, with Flux v0.12's gate
 equations, parameters and (trainable) initial states.
 
 A layer fed a sequence ``(n, time, features)`` runs it as one ``lax.scan`` from the initial
@@ -21,7 +21,7 @@ from ..activations import sigmoid
 from ..module import Module, show
 from ._common import assign_state, check_size, float_input, shape_error
 
-__all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
+__all__ = ["RNNCell", "LSTMCell", "GRUCell", "GRUv3Cell", "RNN", "LSTM", "GRU", "GRUv3"]
 
 
 def _tanh(x: Any) -> Any:
@@ -41,13 +41,14 @@ class _Cell(Module):
     """Weights ``Wi (g·out, in)``, ``Wh (g·out, out)``, ``b (g·out,)`` and ``state0``."""
 
     gates = 1
+    hgates = 1  # rows of Wh, in units of out
 
     def _weights(self, n_in: Any, n_out: Any, init: Any, initb: Any) -> int:
         name = type(self).__name__
         n_in, n_out = check_size(n_in, "in", name), check_size(n_out, "out", name)
         g = self.gates
         self.Wi = jnp.asarray(init(g * n_out, n_in))
-        self.Wh = jnp.asarray(init(g * n_out, n_out))
+        self.Wh = jnp.asarray(init(self.hgates * n_out, n_out))
         self.b = jnp.asarray(initb(g * n_out))
         return n_out
 
@@ -131,7 +132,7 @@ class LSTMCell(_Cell):
     Array([1., 1., 1., 1., 1.], dtype=float32)
     """
 
-    gates = 4
+    gates = hgates = 4
 
     def __init__(
         self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
@@ -161,7 +162,7 @@ class GRUCell(_Cell):
     GRUCell(3 => 5)  # 140 parameters
     """
 
-    gates = 3
+    gates = hgates = 3
 
     def __init__(
         self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
@@ -178,6 +179,39 @@ class GRUCell(_Cell):
         r = sigmoid(xr + hr)
         z = sigmoid(xz + hz)
         cand = jnp.tanh(xh + r * hh)
+        h = (1 - z) * cand + z * h
+        return h, h
+
+
+class GRUv3Cell(_Cell):
+    """The GRU cell of the v3 paper (Flux's ``GRUv3Cell``, PyTorch's and cuDNN's order of
+    the reset gate): as ``GRUCell`` but the reset gate acts before the recurrent product,
+    ``h̃ = tanh(xWᵢₕ + (r⊙h)·Wh_hᵀ + bₕ)``, with its own ``Wh_h (out, out)``; ``Wh`` holds
+    the reset and update rows only, ``(2·out, out)``.
+
+    >>> import fluxjax as fx
+    >>> fx.GRUv3Cell(3, 5)
+    GRUv3Cell(3 => 5)  # 140 parameters
+    """
+
+    gates, hgates = 3, 2
+
+    def __init__(
+        self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
+        init_state: Any = None,
+    ) -> None:  # fmt: skip
+        init, initb, init_state = _inits(init, initb, init_state)
+        n_out = self._weights(n_in, n_out, init, initb)
+        self.Wh_h = jnp.asarray(init(n_out, n_out))
+        self.state0 = jnp.asarray(init_state(n_out))
+
+    def step(self, h: Any, gx: Any) -> tuple[Any, Any]:
+        gh = h @ self.Wh.T
+        xr, xz, xh = jnp.split(gx, 3, axis=-1)
+        hr, hz = jnp.split(gh, 2, axis=-1)
+        r = sigmoid(xr + hr)
+        z = sigmoid(xz + hz)
+        cand = jnp.tanh(xh + (r * h) @ self.Wh_h.T)
         h = (1 - z) * cand + z * h
         return h, h
 
@@ -284,3 +318,19 @@ class GRU(_Recur):
 
     def __init__(self, n_in: int, n_out: int, **kw: Any) -> None:
         self._wrap(GRUCell(n_in, n_out, **kw))
+
+
+class GRUv3(_Recur):
+    """A recurrent layer of ``GRUv3Cell``s: ``GRUv3(in, out; init, initb, init_state)``.
+    Calls as ``RNN``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.GRUv3(4, 4)
+    >>> m
+    GRUv3(4 => 4)  # 112 parameters, plus 4 non-trainable
+    >>> m(jnp.ones((2, 6, 4))).shape
+    (2, 6, 4)
+    """
+
+    def __init__(self, n_in: int, n_out: int, **kw: Any) -> None:
+        self._wrap(GRUv3Cell(n_in, n_out, **kw))
