@@ -369,13 +369,14 @@ class ConvTranspose(Conv):
     def __call__(self, x: Any) -> Any:
         x = self._check(x)
         n = self.weight.ndim - 2
+        # outpad o: the transposed convolution cropped o less at the high end
+        pad = tuple((lo, hi - o) for (lo, hi), o in zip(self.pad, self.outpad))
         size = [
-            (i - 1) * s + d * (k - 1) + 1 - lo - hi + o
-            for i, s, d, k, (lo, hi), o in zip(
-                x.shape[1:-1], self.stride, self.dilation, self.weight.shape[:n], self.pad,
-                self.outpad,
+            (i - 1) * s + d * (k - 1) + 1 - lo - hi
+            for i, s, d, k, (lo, hi) in zip(
+                x.shape[1:-1], self.stride, self.dilation, self.weight.shape[:n], pad
             )
-        ]  # fmt: skip
+        ]
         if min(size) < 1:
             raise ValueError(
                 f"layer {self._show()}: input of shape {tuple(x.shape)} gives an empty output "
@@ -385,7 +386,7 @@ class ConvTranspose(Conv):
         w = self.weight
 
         def forward(z: Any) -> Any:
-            return conv_nd(z, w, self.stride, self.pad, self.dilation, self.groups, True)
+            return conv_nd(z, w, self.stride, pad, self.dilation, self.groups, True)
 
         (y,) = jax.linear_transpose(forward, jax.ShapeDtypeStruct(shape, x.dtype))(x)
         if self.bias is not None:
