@@ -61,7 +61,7 @@ class Parallel(Module):
     (5, 4)
     """
 
-    def __init__(self, connection: Any, *layers: Any, **named: Any) -> None:
+    def __init__(self, connection: Any, /, *layers: Any, **named: Any) -> None:
         if layers and named:
             raise TypeError("Parallel: give the layers either all by position or all by name.")
         if not layers and not named:
