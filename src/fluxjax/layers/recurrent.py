@@ -5,8 +5,10 @@ A layer fed a sequence ``(n, time, features)`` runs it as one ``lax.scan`` from 
 state and returns every step's output ``(n, time, out)`` (Flux ≥ 0.15's behaviour). Fed one
 time step ``(n, features)`` it is Flux v0.12's stateful ``Recur``: the state is kept in the
 layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it.
-Each scan step computes ``x·Wiᵀ + h·Whᵀ + b`` (projecting the whole sequence first was
-measured ~2× slower to differentiate on CPU).
+Over a sequence, each scan step of RNN, LSTM and GRU computes its gates with one product
+``[x, h]·W_j`` of the joined weights (built once per call, outside the scan): measured
+~1.3× faster forward and backward than the two products ``x·Wiᵀ + h·Whᵀ`` on CPU, which
+were in turn ~2× faster than projecting the whole sequence first.
 """
 
 from __future__ import annotations
@@ -55,6 +57,21 @@ class _Cell(Module):
     def project(self, x: Any) -> Any:
         """The input's share of the gates, ``x @ Wi.T + b`` (any leading axes)."""
         return x @ self.Wi.T + self.b
+
+    def joint(self) -> tuple[Any, Any] | None:
+        """``(W_j, b_j)`` with ``[x, h]·W_j + b_j`` the gates ``x·Wiᵀ + h·Whᵀ + b`` in one
+        product, for ``step_joint``; ``None`` where the cell has no such form."""
+        return jnp.concatenate([self.Wi, self.Wh], axis=1).T, self.b
+
+    def step_joint(self, state: Any, x: Any, w: Any, b: Any) -> tuple[Any, Any]:
+        """``step`` from the joined product (same numbers up to float rounding)."""
+        h = state[0] if isinstance(state, tuple) else state
+        return self.finish(state, jnp.concatenate([x, h], axis=-1) @ w + b)
+
+    def step(self, state: Any, gx: Any) -> tuple[Any, Any]:
+        """One step from the input's share of the gates ``gx`` (see ``project``)."""
+        h = state[0] if isinstance(state, tuple) else state
+        return self.finish(state, gx + h @ self.Wh.T)
 
     def initial(self, n: int | None) -> Any:
         """``state0`` broadcast to ``n`` observations (``None``: as stored)."""
@@ -111,8 +128,8 @@ class RNNCell(_Cell):
         self.state0 = jnp.asarray(init_state(n_out))
         self.act = _tanh if act is None else act
 
-    def step(self, h: Any, gx: Any) -> tuple[Any, Any]:
-        h = self.act(gx + h @ self.Wh.T)
+    def finish(self, h: Any, g: Any) -> tuple[Any, Any]:
+        h = self.act(g)
         return h, h
 
     def _extra(self) -> str:
@@ -143,9 +160,8 @@ class LSTMCell(_Cell):
         self.b = self.b.at[n_out : 2 * n_out].set(1)
         self.state0 = (jnp.asarray(init_state(n_out)), jnp.asarray(init_state(n_out)))
 
-    def step(self, state: Any, gx: Any) -> tuple[Any, Any]:
-        h, c = state
-        g = gx + h @ self.Wh.T
+    def finish(self, state: Any, g: Any) -> tuple[Any, Any]:
+        _, c = state
         i, f, gc, o = jnp.split(g, 4, axis=-1)
         c = sigmoid(f) * c + sigmoid(i) * jnp.tanh(gc)
         h = sigmoid(o) * jnp.tanh(c)
@@ -176,11 +192,29 @@ class GRUCell(_Cell):
         gh = h @ self.Wh.T
         xr, xz, xh = jnp.split(gx, 3, axis=-1)
         hr, hz, hh = jnp.split(gh, 3, axis=-1)
-        r = sigmoid(xr + hr)
-        z = sigmoid(xz + hz)
+        return self._gru(h, xr + hr, xz + hz, xh, hh)
+
+    def _gru(self, h: Any, gr: Any, gz: Any, xh: Any, hh: Any) -> tuple[Any, Any]:
+        r = sigmoid(gr)
+        z = sigmoid(gz)
         cand = jnp.tanh(xh + r * hh)
         h = (1 - z) * cand + z * h
         return h, h
+
+    def joint(self) -> tuple[Any, Any]:
+        # [x, h] @ [[Wi_rz, Wi_h, 0], [Wh_rz, 0, Wh_h]]: r, z summed; xh and hh apart (4·out)
+        n = self.Wh.shape[1]
+        n_in = self.Wi.shape[1]
+        wi, wh = self.Wi.T, self.Wh.T
+        top = jnp.concatenate([wi, jnp.zeros((n_in, n), wi.dtype)], axis=1)
+        bottom = jnp.concatenate([wh[:, : 2 * n], jnp.zeros((n, n), wh.dtype), wh[:, 2 * n :]], 1)
+        b = jnp.concatenate([self.b, jnp.zeros((n,), self.b.dtype)])
+        return jnp.concatenate([top, bottom], axis=0), b
+
+    def step_joint(self, h: Any, x: Any, w: Any, b: Any) -> tuple[Any, Any]:
+        g = jnp.concatenate([x, h], axis=-1) @ w + b
+        gr, gz, xh, hh = jnp.split(g, 4, axis=-1)
+        return self._gru(h, gr, gz, xh, hh)
 
 
 class GRUv3Cell(_Cell):
@@ -195,6 +229,9 @@ class GRUv3Cell(_Cell):
     """
 
     gates, hgates = 3, 2
+
+    def joint(self) -> None:
+        return None  # the candidate's recurrent product needs r first
 
     def __init__(
         self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
@@ -259,8 +296,11 @@ class _Recur(Module):
     def sequence(self, x: Any) -> Any:
         """Run ``(n, time, in)`` from the initial state; every step's output, ``(n, time, out)``."""
         cell = self.cell
+        joint = cell.joint()
 
         def body(state: Any, xt: Any) -> tuple[Any, Any]:
+            if joint is not None:
+                return cell.step_joint(state, xt, *joint)
             return cell.step(state, cell.project(xt))
 
         # the input projection stays inside the scan: measured on CPU, one big product
