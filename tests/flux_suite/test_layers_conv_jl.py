@@ -19,6 +19,10 @@ import pytest
 import fluxjax as fx
 
 
+def Z(*shape):  # noqa: N802 (an initialiser, named like Flux's)
+    return np.zeros(shape, np.float32)
+
+
 def _rand(*shape, seed=0):
     return np.random.default_rng(seed).random(shape).astype(np.float32)
 
@@ -77,28 +81,28 @@ def test_grouped_conv(k, shape, wshape, out):
 
 
 def test_channels_in_and_out():
-    """(NumPy zeros as init in the random part: only the shapes matter, and each new shape
-    would compile the default initialiser again.)"""
+    """(NumPy zeros as init: only the shapes matter, and each new shape would compile the
+    default initialiser again.)"""
     ins = lambda m: m._cin()  # noqa: E731
     outs = lambda m: m._cout(m.weight, m.groups)  # noqa: E731
     for k in [(3,), (5, 6), (1, 2, 3)]:
-        assert (ins(fx.Conv(k, 2, 4)), outs(fx.Conv(k, 2, 4))) == (2, 4)
+        assert (ins(fx.Conv(k, 2, 4, init=Z)), outs(fx.Conv(k, 2, 4, init=Z))) == (2, 4)
     cases = [((3,), 1), ((5, 6), 2), ((1, 2, 3), 3)]
-    assert [ins(fx.ConvTranspose(k, c, 4)) for k, c in cases] == [1, 2, 3]
-    assert [outs(fx.ConvTranspose(k, 2, c)) for k, c in cases] == [1, 2, 3]
-    assert ins(fx.ConvTranspose((6,), 8, 4, groups=4)) == 8
-    assert ins(fx.ConvTranspose((5, 6), 2, 4, groups=2)) == 2
-    assert ins(fx.ConvTranspose((1, 2, 3), 3, 6, groups=3)) == 3
-    assert outs(fx.ConvTranspose((1,), 10, 15, groups=5)) == 15
-    assert outs(fx.ConvTranspose((3, 2), 10, 15, groups=5)) == 15
-    assert outs(fx.ConvTranspose((5, 6), 2, 2, groups=2)) == 2
+    assert [ins(fx.ConvTranspose(k, c, 4, init=Z)) for k, c in cases] == [1, 2, 3]
+    assert [outs(fx.ConvTranspose(k, 2, c, init=Z)) for k, c in cases] == [1, 2, 3]
+    assert ins(fx.ConvTranspose((6,), 8, 4, groups=4, init=Z)) == 8
+    assert ins(fx.ConvTranspose((5, 6), 2, 4, groups=2, init=Z)) == 2
+    assert ins(fx.ConvTranspose((1, 2, 3), 3, 6, groups=3, init=Z)) == 3
+    assert outs(fx.ConvTranspose((1,), 10, 15, groups=5, init=Z)) == 15
+    assert outs(fx.ConvTranspose((3, 2), 10, 15, groups=5, init=Z)) == 15
+    assert outs(fx.ConvTranspose((5, 6), 2, 2, groups=2, init=Z)) == 2
     rng = np.random.default_rng(0)
     for layer in (fx.Conv, fx.ConvTranspose):
         for _ in range(10):
             groups = int(rng.integers(1, 11))
             k = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4))))
             cin, cout = int(rng.integers(1, 6)) * groups, int(rng.integers(1, 6)) * groups
-            m = layer(k, cin, cout, groups=groups, init=lambda *s: np.zeros(s, np.float32))
+            m = layer(k, cin, cout, groups=groups, init=Z)
             assert (ins(m), outs(m)) == (cin, cout)
             assert f"{cin} => {cout}" in repr(m)
 
