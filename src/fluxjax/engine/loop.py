@@ -38,7 +38,7 @@ from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule
 from .scope import captured_arrays, loss_key
-from .sources import open_source, signature
+from .sources import open_source, same_batch, signature
 
 _WARNED: set[Any] = set()
 
@@ -430,7 +430,7 @@ class Run:
     def check_batch(self, batch: Any, bi: int) -> None:
         """Warn (once) when a batch's shapes force a new compilation."""
         plan = self.plan
-        if not _same_batch(batch, plan.last_batch):
+        if not same_batch(batch, plan.last_batch):
             plan.last_batch = batch if type(batch) is tuple else None
             sig = signature(batch)
             if sig != plan.signature:
@@ -457,14 +457,6 @@ class Run:
 
 
 CHUNK = 1 << 30  # steps a span may hold when no callback bounds it
-
-
-def _same_batch(batch: Any, last: Any) -> bool:
-    """True when ``batch`` is a tuple of the very arrays of the last batch (arrays are
-    immutable for JAX; a NumPy array's shape and dtype cannot change in place either)."""
-    if last is None or type(batch) is not tuple or len(batch) != len(last):
-        return False
-    return all(a is b for a, b in zip(batch, last))
 
 
 def _pairs(sig: Any) -> list[tuple[Any, Any]]:
