@@ -59,7 +59,10 @@ def test_alpha_dropout():
     assert np.array_equal(fx.AlphaDropout(0.1)(x), x)
     assert np.array_equal(evalwgrad(fx.AlphaDropout(0), x), x)
     assert np.array_equal(evalwgrad(fx.AlphaDropout(1), x), np.zeros(3))
-    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    # Flux draws 1000 values; 10,000 keep the check at about 5 standard deviations of the
+    # variance estimate (1000 fail for some keys), and fx.seed fixes the layer's key
+    fx.seed(0)
+    x = np.random.default_rng(0).standard_normal(10_000).astype(np.float32)
     m = fx.AlphaDropout(0.5)
     y = np.asarray(evalwgrad(m, x))
     assert abs(y.mean()) < 0.1 and abs(y.var() - 1) < 0.1

@@ -149,7 +149,8 @@ def test_training_loop_params_as_data():
     rng = np.random.default_rng(0)
     r = jnp.asarray(rng.random((3, 3)), jnp.float32)
     m = Holder(r)
-    h = fx.train(lambda x: jnp.sum(x * x), fx.params(m), (r,), fx.Descent())
+    with pytest.warns(UserWarning, match="does not depend on any of the 1 array"):
+        h = fx.train(lambda x: jnp.sum(x * x), fx.params(m), (r,), fx.Descent())
     assert len(h.losses) == 1
     np.testing.assert_allclose(h.losses[0], np.sum(np.asarray(r, np.float64) ** 2), rtol=1e-6)
     np.testing.assert_array_equal(m.w, r)
