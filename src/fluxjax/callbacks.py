@@ -116,6 +116,7 @@ class Scheduled:
 
     steps_taken: int | None = None
     at_end: bool = False  # True: also called after a run's last step, if not already
+    grads: bool = False  # True: its StepContext carries the step's gradients (ctx.grads)
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
         raise NotImplementedError
@@ -148,7 +149,9 @@ def takes_context(f: Any) -> bool:
 class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
     """``every(n, f)``: call ``f`` after steps ``n, 2n, 3n, ...`` of each ``train`` call
     (Keras's and Lightning's "every n steps"). ``f`` takes no argument or a
-    ``StepContext``. Steps between run fused where the data allow.
+    ``StepContext``. Steps between run fused where the data allow. ``grads=True``: the
+    context's ``ctx.grads`` holds that step's gradients (the compiled program then keeps
+    the last step's gradients on the device; see ``StepContext``).
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), False)
@@ -160,12 +163,12 @@ class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
     [4, 8]
     """
 
-    def __init__(self, n: int, f: Callable[..., Any]) -> None:
+    def __init__(self, n: int, f: Callable[..., Any], *, grads: bool = False) -> None:
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"every(n, f): n must be a positive int (steps), got {n!r}.")
         if not callable(f):
             raise TypeError(f"every(n, f): f must be a function, got {f!r}.")
-        self.n, self.f = int(n), f
+        self.n, self.f, self.grads = int(n), f, bool(grads)
         self._ctx = takes_context(f)
         functools.update_wrapper(self, f, updated=())
 
@@ -409,8 +412,14 @@ def early_stopping(
     distance: Callable[[Any, Any], Any] = _minus,
     init_score: Any = math.inf,
     min_dist: float = 0.0,
+    restore_best: bool = False,
 ) -> Callable[..., bool]:
     """Return ``True`` once the score ``f(...)`` has not improved for ``delay`` calls in a row.
+
+    ``restore_best=True`` (Keras's ``restore_best_weights``): called with the
+    ``StepContext``, it copies the model's arrays (on the device) at each best score and puts
+    them back into the model when it returns ``True``, so ``es(ctx) and fx.stop()`` ends
+    training on the best weights.
 
     Each call computes ``score = f(*args)`` and ``d = distance(best, score)`` (default
     ``best - score``: positive means a lower, better score). If ``d >= 0``, ``best = score``.
@@ -441,6 +450,10 @@ def early_stopping(
     """
     f = _score(f, "early_stopping")
     best = init_score
+    if restore_best:
+        from .reacting import Best
+
+        kept = Best()
 
     def trigger(*args: Any, **kwargs: Any) -> bool:
         nonlocal best
@@ -448,13 +461,26 @@ def early_stopping(
         d = distance(best, score)
         if not d < 0:
             best = score
+            if restore_best:
+                kept.keep(args[0] if args else None)
         return bool(d < min_dist)
 
     def put(v: Any) -> None:
         nonlocal best
         best = v
 
-    return _with_state(patience(trigger, delay), "best", lambda: best, put)
+    out = _with_state(patience(trigger, delay), "best", lambda: best, put)
+    if not restore_best:
+        return out
+
+    def stopping(*args: Any, **kwargs: Any) -> bool:
+        done = out(*args, **kwargs)
+        if done:
+            kept.restore(args[0] if args else None)
+        return done
+
+    stopping.state, stopping.loadstate = out.state, out.loadstate  # type: ignore[attr-defined]
+    return stopping
 
 
 def plateau(
@@ -516,6 +542,11 @@ class StepContext:
     - ``history``: the ``TrainHistory`` this ``train`` call fills and returns (``None``
       outside ``train``): the metrics of earlier steps, ``history.steps_of(name)``, as
       recorded so far (this step's ``metrics`` are added after its callbacks).
+    - ``grad_norm``: the 2-norm of this step's gradients over every trainable array (as
+      ``optax.global_norm``), a ``float``; computed inside the compiled step and kept on
+      the device until read (then one sync), ``None`` outside ``train``.
+    - ``grads``: this step's gradients as ``fx.Grads`` (``ctx.grads[m[0].weight]``), for
+      a callback that asked for them: ``fx.every(n, f, grads=True)``; else an error.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> ctx = fx.StepContext(epoch=1, step=3, loss=jnp.float32(0.25), eta=0.001, batch_index=2)
@@ -542,6 +573,7 @@ class StepContext:
         batch_index: int = 0,
         *,
         history: Any = None,
+        plan: Any = None,
     ) -> None:
         for name, value in (
             ("epoch", epoch),
@@ -551,8 +583,41 @@ class StepContext:
             ("batch_index", batch_index),
             ("metrics", {}),
             ("history", history),
+            ("_plan", plan),  # the training plan (internal): the optimiser, the arrays
+            ("_aux", None if plan is None else plan.aux),  # the step's device-side aux
         ):
             object.__setattr__(self, name, value)
+
+    @property
+    def grad_norm(self) -> float | None:
+        """The global gradient norm of this step, read from the device on first use."""
+        if self._aux is None:
+            return None
+        if "_grad_norm" not in self.__dict__:
+            object.__setattr__(self, "_grad_norm", float(self._aux["grad_norm"]))
+        return self.__dict__["_grad_norm"]
+
+    @property
+    def grads(self) -> Any:
+        """This step's gradients (``fx.Grads``), when the callback asked for them."""
+        aux = self._aux
+        if aux is None or "grads" not in aux:
+            raise AttributeError(
+                "StepContext.grads: this callback did not ask for the gradients; wrap it as "
+                "fx.every(n, f, grads=True) (the compiled step then keeps them)."
+            )
+        from .autodiff import Grads, Params
+
+        return Grads(Params(self._plan.entries), aux["grads"])
+
+    def adjust(self, eta: Any = None, **changes: Any) -> None:
+        """Change the hyperparameters of the optimiser being trained, as ``fx.adjust`` (in
+        place, in implicit and explicit mode); they apply from the next step."""
+        if self._plan is None:
+            raise TypeError("StepContext.adjust works inside fx.train's callbacks only.")
+        from .reacting import adjust_live
+
+        adjust_live(self._plan, eta, **changes)
 
     @property
     def loss(self) -> float | None:

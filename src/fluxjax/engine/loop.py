@@ -33,7 +33,7 @@ import numpy as np
 from .. import checks, distributed
 from ..callbacks import SkipException, StepContext, StopException
 from ..optimise.optax import as_rule
-from . import cache, program
+from . import cache, program, react
 from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule
@@ -241,6 +241,7 @@ class Run:
         self.last: Any = None  # (loss, epoch, batch index) of the last step
 
     def go(self, data: Any, n_epochs: int) -> None:
+        react.before(self.plan, self.sched)  # fx.every(..., grads=True): keep gradients
         self.src = src = open_source(data, n_epochs, self.plan, self.compile)
         self.sched.start(self.sps)
         try:
@@ -270,7 +271,13 @@ class Run:
         loss, ep, bi = self.last
         eta = self.eta
         return StepContext(
-            ep, self.done, loss, eta() if callable(eta) else eta, bi, history=self.hist
+            ep,
+            self.done,
+            loss,
+            eta() if callable(eta) else eta,
+            bi,
+            history=self.hist,
+            plan=self.plan,
         )
 
     def _fire(self) -> None:
@@ -285,6 +292,8 @@ class Run:
             if self.bar is not None:
                 self.bar.metrics(ctx.metrics)
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
+        if react.after(self.plan):  # a callback changed hyperparameters: from the next step
+            self.eta = self.plan.callback_eta
         if stopped:
             raise _Stopped
 

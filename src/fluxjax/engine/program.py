@@ -101,20 +101,28 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
     pick = picker(layout, static)
 
     def program(tv: Any, ov: Any, bufs: Any, halt: Any, data: Any, sel: Any, n: Any) -> Any:
-        carry = (tv, list(ov), plan.packer.unpack(bufs), halt)
-
         def unit(i: Any, c: Any) -> tuple[Any, Any]:
-            tv, ov, trees, halt, l = core(plan, *c, pick(data, sel, i), in_loop=form == "loop")
-            return (tv, ov, trees, halt), l.astype(jnp.float32)
+            out = core(plan, *c[:4], pick(data, sel, i), in_loop=form == "loop")
+            return (*out[:4], out[5]), out[4].astype(jnp.float32)
 
+        carry = (tv, list(ov), plan.packer.unpack(bufs), halt)
+        carry = (*carry, _aux_start(plan, tv))
         if form == "loop" and _carry_holds(unit, carry):
             carry, losses = _blocked(n, unit, carry)
         else:  # a lone step; also a step that reshapes carried layer state (after fx.reset)
             carry, losses = unit(0, carry)
-        tv, ov, trees, halt = carry
-        return tv, [ov[i] for i in plan.changed], plan.packer.pack(trees), halt, losses
+        tv, ov, trees, halt, aux = carry
+        return tv, [ov[i] for i in plan.changed], plan.packer.pack(trees), halt, losses, aux
 
     return program
+
+
+def _aux_start(plan: Any, tv: list[Any]) -> dict[str, Any]:
+    """Zeros shaped as a step's ``aux`` (``step.aux_of``): the loop carries the last step's."""
+    aux = {"grad_norm": jnp.zeros((), jnp.float32)}
+    if getattr(plan, "keep_grads", False):
+        aux["grads"] = [jnp.zeros(jnp.shape(x), jnp.result_type(x)) for x in tv]
+    return aux
 
 
 def _carry_holds(unit: Callable[[Any, Any], Any], carry: Any) -> bool:

@@ -20,7 +20,8 @@ from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
 from ..checks import check_loss_value
 from ..layers._common import recording
-from ..optimise.interface import apply_one
+from ..optimise.globalnorm import global_norm
+from ..optimise.interface import apply_one, see_all
 
 SKIPS: list[list[Any]] = []  # the skip_when conditions met while tracing the current loss
 
@@ -101,7 +102,9 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
 def core(
     plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any, in_loop=True
 ):
-    """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss.
+    """One step on unpacked state: returns new ``(tv, ov, trees, halt)``, the loss and the
+    step's ``aux``: the global gradient norm (``aux_of``), and the gradients themselves when
+    a callback asked for them (``plan.keep_grads``).
 
     On several devices the batch is constrained to be split along its first axis.
 
@@ -116,7 +119,8 @@ def core(
     finite = jnp.isfinite(l)
     err = jnp.asarray(-1, jnp.int32)
     new_tv, new_trees = [], []
-    for i, (r, (s, t), x, g) in enumerate(zip(plan.rules, trees, tv, grads)):
+    rules = see_all(plan.rules, grads)  # ClipGlobalNorm: the norm over every array
+    for i, (r, (s, t), x, g) in enumerate(zip(rules, trees, tv, grads)):
         nx, ns, nt, e = apply_one(r, s, x, g, t)
         # a sum is non-finite iff an element is (or the sum overflows float range, which
         # only absurd gradients do); it costs far less than all(isfinite(g))
@@ -145,4 +149,15 @@ def core(
         new_trees = jax.tree_util.tree_map(keep, trees, new_trees)
     else:  # one select of whole buffers
         new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
-    return new_tv, new_ov, new_trees, halt, l
+    return new_tv, new_ov, new_trees, halt, l, aux_of(plan, tv, grads)
+
+
+def aux_of(plan: Any, tv: list[Any], grads: list[Any]) -> dict[str, Any]:
+    """What a step reports beside its loss, kept on the device until a callback reads it:
+    ``grad_norm``, the 2-norm over every trainable array's gradient (float32, summed as
+    ``optax.global_norm``; ``ClipGlobalNorm`` computes the same expression, which XLA
+    computes once), and ``grads`` when ``plan.keep_grads``."""
+    aux = {"grad_norm": global_norm(grads).astype(jnp.float32)}
+    if getattr(plan, "keep_grads", False):
+        aux["grads"] = [g.astype(jnp.result_type(x)) for x, g in zip(tv, grads)]
+    return aux
