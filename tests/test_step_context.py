@@ -2,6 +2,7 @@
 float64 gradients, in fused and step-by-step runs; and changes a callback makes to the
 model or the rule's hyperparameters taking effect at the next step in every mode."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -131,3 +132,46 @@ def test_adjust_between_calls_applies_in_explicit_mode():
     fx.adjust(st, 0.0)  # was ignored by the cached plan before
     fx.train(loss, m, [(x1, y0)], st)
     assert float(m.weight[0, 0]) == pytest.approx(0.8)
+
+
+def _transfers(capfd, epochs):
+    m = fx.Chain(fx.Dense(3, 8, fx.relu), fx.Dense(8, 2))
+    rule = fx.OptimiserChain(fx.ClipGlobalNorm(1.0), fx.Adam(0.01), fx.EMA(0.9))
+    state = fx.setup(rule, m)
+    xs, ys = jnp.asarray(X), jnp.asarray(Y)
+    loss = lambda m, x, y: fx.mse(m(x), y)  # noqa: E731
+    fx.train(loss, m, [(xs, ys)], state)  # compiled outside the guard
+    capfd.readouterr()
+    with jax.transfer_guard("log"):
+        fx.train(loss, m, [(xs, ys)], state, epochs=epochs)
+    err = capfd.readouterr().err
+    return err.count("host-to-device"), err.count("device-to-host")
+
+
+def test_no_transfer_per_step_with_clipping_ema_and_grad_norm(capfd):
+    """A fused run's transfers (the step count in, the failure flag out) do not grow with
+    the number of steps: nothing added to the step syncs with the host."""
+    few, many = _transfers(capfd, 5), _transfers(capfd, 200)
+    assert few == many
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_callbacks_change_of_params_applies_from_the_next_step(mode):
+    """``ps.add(layer)`` after step 2 of 4: the added layer trains for steps 3 and 4.
+    mse(v·w·1, 0): ∂/∂w = 2vw·v, ∂/∂v = 2vw·w, Descent(0.1), float64 by hand."""
+    inner, outer = fx.Dense(jnp.array([[1.0]]), False), fx.Dense(jnp.array([[0.5]]), False)
+    ps = fx.params(inner)
+
+    def change(ctx=None):
+        if ctx is None or ctx.step == 2:
+            ps.add(outer)
+
+    cb = MODES[mode](lambda ctx: change(ctx))
+    loss = lambda x, y: fx.mse(outer(inner(x)), y)  # noqa: E731
+    fx.train(loss, ps, [(x1, y0)], fx.Descent(0.1), epochs=4, **cb)
+    w, v = 1.0, 0.5
+    for step in range(1, 5):
+        gw, gv = 2 * v * w * v, 2 * v * w * w
+        w, v = w - 0.1 * gw, (v - 0.1 * gv) if step > 2 else v
+    assert float(inner.weight[0, 0]) == pytest.approx(w, rel=1e-6)
+    assert float(outer.weight[0, 0]) == pytest.approx(v, rel=1e-6)

@@ -131,6 +131,7 @@ def train(
     sched = _schedule(cb, steps_per_call)
     hist = TrainHistory()
     run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs))
+    run.find = lambda: cache.find(loss, target, opt)  # a callback may change Params
     try:
         run.go(data, epochs)
         # a call of several steps waits for its last one and reports a failure now; a
@@ -294,6 +295,7 @@ class Run:
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if react.after(self.plan):  # a callback changed hyperparameters: from the next step
             self.eta = self.plan.callback_eta
+        react.replan(self)  # ... or the Params, or froze arrays: the plan for them now
         if stopped:
             raise _Stopped
 

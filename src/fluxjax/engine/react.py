@@ -9,6 +9,10 @@ the next step (internal).
   are now and compile its program with them, so the change applies from the next step, in
   a fused run and a step-by-step one alike (hyperparameters are constants of the program).
   Changes to the model's arrays need nothing: every call reads them from the model.
+* ``replan``: a callback that changed what is trained (``ps.add``/``ps.remove``,
+  ``fx.freeze``, a rule of another kind) has the run continue with the plan for that now:
+  the old plan gives its optimiser state back, the new one packs it (new arrays get fresh
+  state), from the next step.
 """
 
 from __future__ import annotations
@@ -59,3 +63,20 @@ def after(plan: Any) -> bool:
     if plan.eta is not None or not plan.need_t:
         plan.callback_eta = plan.eta
     return True
+
+
+def replan(run: Any) -> None:
+    """Switch ``run`` to the plan for its (loss, target, opt) as they are now, if that is
+    another plan (after callbacks ran)."""
+    find = getattr(run, "find", None)
+    if find is None or run.plan.placement is not None:
+        return
+    new = find()
+    if new is run.plan:
+        return
+    run.plan.flush()
+    if not new.owns_state():
+        new.acquire()
+    before(new, run.sched)
+    run.plan, run.eta = new, new.callback_eta
+    run.call_start = new.steps_done - run.done
