@@ -17,7 +17,7 @@ import numpy as np
 
 import fluxjax as fx
 
-B, BATCHES, EPOCHS, R = 128, 20, 2, 5
+B, BATCHES, EPOCHS, R = 128, 20, 2, 9
 
 
 def variant(rule_of):
