@@ -64,6 +64,7 @@ def train(
     mesh: Any = None,
     shard_params: bool = False,
     fuse: bool | None = None,
+    precision: str | None = None,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses (and callback metrics) as a ``TrainHistory``.
@@ -100,6 +101,9 @@ def train(
       CPU); ``True`` forces the loop, ``False`` the lone step. ``fx.explain`` shows it.
       The same steps give the same bits however the run is split into calls, spans or a
       save and load; the two forms agree to float rounding.
+    * ``precision="bfloat16"``: mixed precision (Keras's ``mixed_bfloat16``): the loss and
+      its gradients are computed in bfloat16 from float32 master weights (float32 batch
+      arrays are cast too); the update, the optimiser state and the weights stay float32.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), jnp.array([0.0]))
@@ -121,6 +125,7 @@ def train(
         raise TypeError(f"train: fuse must be None, True or False, got {fuse!r}.")
     checks.check_data(data, epochs)
     plan = cache.find(loss, target, opt)
+    react.set_precision(plan, precision)  # "bfloat16": mixed precision, float32 masters
     if not plan.owns_state():
         plan.acquire()
     # the plan's arrays on the devices (None: one device; arrays in place stay as they are)

@@ -80,3 +80,26 @@ def replan(run: Any) -> None:
     before(new, run.sched)
     run.plan, run.eta = new, new.callback_eta
     run.call_start = new.steps_done - run.done
+
+
+PRECISIONS = (None, "float32", "bfloat16")
+
+
+def set_precision(plan: Any, precision: str | None) -> None:
+    """Compute ``plan``'s steps in ``precision`` (``"bfloat16"``: parameters, float32 batch
+    arrays and the loss computed in bfloat16; the master weights, their gradients and the
+    optimiser state stay float32); a change compiles the program again."""
+    if precision not in PRECISIONS:
+        hint = (
+            " float16 needs dynamic loss scaling, which fluxjax does not have yet; use "
+            "bfloat16 (same range as float32)."
+            if precision == "float16"
+            else ""
+        )
+        raise ValueError(
+            f"train: precision must be None, 'float32' or 'bfloat16', got {precision!r}.{hint}"
+        )
+    precision = None if precision == "float32" else precision
+    if getattr(plan, "precision", None) != precision:
+        plan.precision = precision
+        plan.programs.clear()

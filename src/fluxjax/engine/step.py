@@ -70,12 +70,14 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
     ``skip_when`` conditions met."""
     entries, others = plan.entries, plan.others
     skips: list[Any] = []
+    low = _lower(getattr(plan, "precision", None))
+    batch = jax.tree_util.tree_map(low, batch)
 
     def lossfn(vals: list[Any]) -> tuple[Any, Any]:
         old_t, old_o = [p.get() for p in entries], [p.get() for p in others]
         try:
             for p, v in zip(entries, vals):
-                p.set(v)
+                p.set(low(v))  # the float32 master weights, cast for the computation
             for p, v in zip(others, ov):
                 p.set(v)
             SKIPS.append(skips)
@@ -91,12 +93,41 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
                 p.set(v)
         l = _first(out)
         check_loss_value(l)  # None, a Python number, an array: a clear error
+        if low is not _same:  # the loss in float32; layer state back in its own dtype
+            l = jnp.asarray(l).astype(jnp.float32)
+            after = [_like(a, o) for a, o in zip(after, ov)]
         return l, after
 
     (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
     grads = zygote_grads(grads)  # Zygote's convention for complex parameters
     plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]
     return l, grads, after, skips
+
+
+def _same(a: Any) -> Any:
+    return a
+
+
+def _lower(precision: str | None) -> Any:
+    """The cast of a float32 array to the compute dtype of ``precision`` (identity when
+    None); other dtypes pass unchanged."""
+    if precision is None:
+        return _same
+    dt = jnp.dtype(precision)
+
+    def low(a: Any) -> Any:
+        if hasattr(a, "dtype") and jnp.result_type(a) == jnp.float32:
+            return jnp.asarray(a).astype(dt)
+        return a
+
+    return low
+
+
+def _like(a: Any, o: Any) -> Any:
+    """Layer state ``a`` a step computed in low precision, in the dtype it was bound with."""
+    if hasattr(a, "dtype") and hasattr(o, "dtype") and a.dtype != o.dtype:
+        return a.astype(o.dtype)
+    return a
 
 
 def core(
