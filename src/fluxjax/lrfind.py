@@ -19,6 +19,7 @@ state and the rule are unchanged afterwards.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from typing import Any, NamedTuple
 
@@ -32,7 +33,8 @@ class LRFind(NamedTuple):
     """What ``lr_find`` returns: ``etas`` and ``losses`` of each step, the ``smoothed``
     losses (a debiased moving average), where the sweep was cut (``stop``: the first step
     whose smoothed loss exceeded ``diverge`` times the best, or went non-finite) and the
-    ``suggestion`` (the η of steepest descent of the smoothed loss before ``stop``)."""
+    ``suggestion`` (the η of steepest descent of the smoothed loss before ``stop``, leaving
+    out the first tenth of the sweep, where the average is still settling)."""
 
     etas: np.ndarray
     losses: np.ndarray
@@ -71,7 +73,8 @@ def lr_find(
     rule)`` on a copy of the state; returns an ``LRFind`` (draw it with
     ``fx.plots.lr_find``). ``target`` is the model (explicit mode, ``loss(model, x, y)``) or
     ``fx.params(model)`` (implicit); ``rule`` a rule with ``eta`` (or a chain holding one).
-    ``data`` is cycled as needed. Non-finite steps are skipped, not raised."""
+    ``data`` (a list, a DataLoader, or a generator, of which the first ``steps`` batches are
+    taken) is cycled as needed. Non-finite steps are skipped, not raised."""
     from . import train
     from .autodiff import Params
     from .callbacks import every, stop
@@ -83,6 +86,8 @@ def lr_find(
         raise ValueError(f"lr_find: need 0 < lo < hi and steps >= 2, got {lo}, {hi}, {steps}.")
     sweep = OptimiserChain(SkipNonFinite(), adjust(as_rule(rule), eta=_Sweep(lo, hi, steps)))
     batches = list(data) if isinstance(data, list | tuple) else data
+    if not hasattr(batches, "__len__"):  # a generator: its first `steps` batches
+        batches = list(itertools.islice(batches, steps))
     n = len(batches)
     epochs = -(-steps // n)
     at_end = every(steps, stop)
@@ -124,6 +129,7 @@ def _result(etas: np.ndarray, losses: np.ndarray, beta: float, diverge: float) -
         if not np.isfinite(smoothed[i]) or smoothed[i] > diverge * np.min(smoothed[: i + 1]):
             stop = i
             break
-    stop = max(stop, 2)
+    stop = max(stop, 3)
     slope = np.gradient(smoothed[:stop], np.log(etas[:stop]))
-    return LRFind(etas, losses, smoothed, stop, float(etas[int(np.nanargmin(slope))]))
+    skip = min(len(losses) // 10, stop - 1)  # the first tenth: the average is still settling
+    return LRFind(etas, losses, smoothed, stop, float(etas[skip + int(np.nanargmin(slope[skip:]))]))
