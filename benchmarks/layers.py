@@ -1,31 +1,28 @@
 """Throughput of a small CNN and an LSTM trained with ``fx.train``, beside the peers of
-``../shared/bench/cnn_lstm_throughput.py`` run in the same process tree, with ratios.
+``../shared/bench/cnn_lstm_throughput.py``, on the equal-tries harness (``harness.py``): ours
+and the peer script run interleaved, R times each, best of R.
 
-    python benchmarks/layers.py [cnn|lstm|both] [STEPS]
+    python benchmarks/layers.py [cnn|lstm|both] [STEPS] [REPS]
 
 CNN: Conv 3×3 1→16, relu, MaxPool 2, Conv 3×3 16→32, relu, MaxPool 2, flatten, Dense 800→10;
 28×28×1 images, batch 128, Adam, logitcrossentropy. LSTM: in 32, hidden 128, sequence
 length 50, batch 64, last output → Dense 10. Two ways to run ours: one ``train`` call per
 batch (step by step), and one call over the list of batches (the engine's fused run).
+Targets: ≥ 1.0× PyTorch eager (CNN), ≥ 1.0× the hand-written JAX step (LSTM).
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from harness import contest, peer_run, table, timed
 
 import fluxjax as fx
 
 WHAT = sys.argv[1] if len(sys.argv) > 1 else "both"
 STEPS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-PEER = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cnn_lstm_throughput.py"
-if not PEER.exists():
-    PEER = Path("/work/shared/bench/cnn_lstm_throughput.py")
+REPS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 
 
 def last(h):
@@ -41,15 +38,6 @@ def models():
     )  # fmt: skip
     lstm = fx.Chain(fx.LSTM(32, 128), last, fx.Dense(128, 10))
     return {"cnn": (cnn, (28, 28, 1), 128), "lstm": (lstm, (50, 32), 64)}
-
-
-def best(fn, reps=2):
-    out = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - t)
-    return out
 
 
 def ours(tag):
@@ -76,34 +64,38 @@ def ours(tag):
         np.asarray(model[-1].bias)
 
     stepwise(), fused()  # compile both
-    out = {"step by step": STEPS * batch / best(stepwise), "fused": STEPS * batch / best(fused)}
-    for k, v in out.items():
-        print(f"{tag:4s} fluxjax train, {k:18s} {v:10.0f} samples/s", flush=True)
-    return out
+
+    def run():
+        return {
+            f"{tag} fluxjax train, step by step": STEPS * batch / timed(stepwise),
+            f"{tag} fluxjax train, fused": STEPS * batch / timed(fused),
+        }
+
+    return run
 
 
-def peers(tag):
-    if not PEER.exists():
-        print(f"(peer script {PEER} not found)")
-        return {}
-    run = subprocess.run(
-        [sys.executable, str(PEER), tag, str(STEPS)], capture_output=True, text=True
-    )
-    print(run.stdout, end="", flush=True)
-    found = {}
-    for line in run.stdout.splitlines():
-        m = re.match(r"(\w+)\s+(.+?)\s+(\d+) samples/s", line)
-        if m:
-            found[m.group(2).strip()] = float(m.group(3))
-    return found
+PEERS = {
+    "cnn": [("PyTorch eager", 1.0), ("jax+optax jit per step", None)],
+    "lstm": [("PyTorch eager", None), ("jax+optax jit per step", 1.0)],
+}
 
 
 def main():
+    print(f"equal tries: {REPS} interleaved runs each, best of {REPS}; {STEPS} steps a run")
     for tag in ("cnn", "lstm") if WHAT == "both" else (WHAT,):
-        mine, theirs = ours(tag), peers(tag)
-        top = max(mine.values())
-        for name, v in theirs.items():
-            print(f"{tag:4s} ratio fluxjax (best {top:.0f}) / {name}: {top / v:.2f}")
+        peer = peer_run("cnn_lstm_throughput.py", tag, STEPS)
+        best = contest([ours(tag), peer], REPS, lower_is_better=False)
+        mine = {k: v for k, v in best.items() if k.startswith(f"{tag} fluxjax")}
+        top = max(mine, key=mine.get)
+        rows = []
+        for key, target in PEERS[tag]:
+            found = [k for k in best if key.lower() in k.lower() and "fluxjax" not in k]
+            name = found[0] if found else key
+            rows.append((top, best[top], name, best.get(name), target))
+        for name, v in best.items():
+            if "fluxjax" not in name and not any(name == r[2] for r in rows):
+                rows.append((top, best[top], name, v, None))
+        table(rows, "samples/s", lower_is_better=False)
 
 
 if __name__ == "__main__":

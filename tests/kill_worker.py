@@ -18,7 +18,7 @@ import fluxjax as fx
 EPOCHS = 12
 
 
-def slow(announce: bool, ck: fx.Checkpointer):
+def slow(announce: bool, ck: fx.Checkpointer, steps: bool = False):
     """A slower step, so that kills land while training (and while saving)."""
 
     last = [ck.saved]
@@ -26,6 +26,8 @@ def slow(announce: bool, ck: fx.Checkpointer):
     def cb(ctx) -> None:
         if announce and ctx.step == 1:
             print("training", flush=True)
+        if steps:
+            print(f"step {ctx.step}", flush=True)
         if announce and ck.saved != last[0]:  # a checkpoint was written after this step
             last[0] = ck.saved
             print("saved", flush=True)
@@ -35,7 +37,9 @@ def slow(announce: bool, ck: fx.Checkpointer):
     return cb
 
 
-def main(folder: str, announce: bool = False) -> np.ndarray:
+def main(
+    folder: str, announce: bool = False, on_signal: bool = False, epochs: int = EPOCHS
+) -> np.ndarray:
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(23, 3)).astype(np.float32)
@@ -45,15 +49,15 @@ def main(folder: str, announce: bool = False) -> np.ndarray:
         layer.weight = np.random.default_rng(k).normal(size=layer.weight.shape).astype(np.float32)
     loader = fx.DataLoader((x, y), batchsize=4, shuffle=True, rng=np.random.default_rng(7))
     ps, opt = fx.params(m), fx.Adam(0.01)
-    ck = fx.Checkpointer(folder, m, opt, loader=loader, every=7, keep=2)
+    ck = fx.Checkpointer(folder, m, opt, loader=loader, every=7, keep=2, on_signal=on_signal)
     ck.resume()
     fx.train(
         lambda x, y: fx.mse(m(x), y),
         ps,
         loader,
         opt,
-        epochs=EPOCHS - loader.epoch,
-        cb=[ck, slow(announce, ck)],
+        epochs=epochs - loader.epoch,
+        cb=[ck, slow(announce, ck, steps=on_signal)],
         steps_per_call=1,
     )
     final = np.concatenate([np.asarray(a).ravel() for a in ps])

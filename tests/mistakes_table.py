@@ -777,6 +777,11 @@ def _():
     fx.loadmodel(mlp(), fx.state(fx.Dense(2, 1)))
 
 
+from mistakes_more import MORE  # noqa: E402  (issue #18's rows)
+
+ROWS += [Row(**r) for r in MORE]
+
+
 def outcome(r: Row) -> str:
     """What fluxjax says for row ``r`` now: the error or warning and its message."""
     import warnings

@@ -235,6 +235,8 @@ def test_forcing_the_form_and_explain(compiles):
         out[fuse] = [np.asarray(a) for a in fx.params(m)]
     for a, b in zip(out[True], out[False]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    fx.train(lossf, m, loader, state, fuse=True)  # a later fuse= switches the form
+    assert "form 'loop'" in fx.explain(lossf, m, state)
     with pytest.raises(TypeError, match="fuse must be"):
         fx.train(lossf, m, loader, state, fuse="yes")
 

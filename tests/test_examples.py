@@ -81,6 +81,7 @@ EXPECT = {
         [],
     ),  # fmt: skip
     "13_containers": (["ae.enc = Dense(8 => 2, tanh)", "indices (2, 3) -> (2, 3, 4)"], []),
+    "14_transformer": (["94 distinct", "epoch  2  validation loss", "sample: "], []),
 }
 
 
@@ -135,3 +136,12 @@ def test_example_pictures(runs, name):
 def test_example_losses_fall(runs, name):
     losses = [float(v) for v in re.findall(r"epoch +\d+  loss ([\d.]+)", runs[name][0].stdout)]
     assert len(losses) >= 3 and losses[2] < losses[0]
+
+
+def test_transformer_validation_loss_falls(runs):
+    """The character-level transformer learns: its validation loss falls each epoch, from
+    about log(94) ≈ 4.5 at the start to well below it."""
+    out = runs["14_transformer"][0].stdout
+    losses = [float(v) for v in re.findall(r"validation loss ([\d.]+)", out)]
+    assert len(losses) == 3 and losses[0] > losses[1] > losses[2]
+    assert losses[0] > 4.0 and losses[2] < 3.2

@@ -124,7 +124,7 @@ def trained(mode, rule, steps=3, frozen=False):
 def opt_arrays(mode, opt, m):
     if mode == "implicit":
         recs = implicit_state(opt, fx.params(m).entries)
-        return [np.asarray(a) for r in recs for a in jax.tree_util.tree_leaves(r[:2])]
+        return [np.asarray(a) for r in recs for a in jax.tree_util.tree_leaves((r.state, r.t))]
     from fluxjax.optimise.interface import _leaves
 
     leaves = list(_leaves(opt))

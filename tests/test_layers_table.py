@@ -18,6 +18,28 @@ def tanh(x):
     return jnp.tanh(x)
 
 
+class Attend(fx.Module):
+    """MultiHeadAttention with its options, returning the output and the scores as one
+    array (the table's properties are of one array)."""
+
+    def __init__(self, mha, mask=None, bias=None):
+        self.mha, self.mask, self.bias = mha, mask, bias
+
+    def trainable(self):
+        return ("mha",)
+
+    def __call__(self, q, kv=None):
+        y, a = self.mha(q, kv, None, self.bias, mask=self.mask)
+        return jnp.concatenate([y.reshape(y.shape[0], -1), a.reshape(a.shape[0], -1)], -1)
+
+    def _show(self):
+        return f"Attend({fx.layers.attention.MultiHeadAttention._show(self.mha)})"
+
+
+CAUSAL = np.tril(np.ones((3, 4), bool))
+ATT_BIAS = np.linspace(-1, 1, 12).reshape(3, 4)
+
+
 # id -> (make layer, input shapes (a tuple) or an int-array maker, output shape, repr)
 LAYERS = {
     "conv1d": (lambda: fx.Conv((3,), 2, 3), [(2, 7, 2)], (2, 5, 3),
@@ -93,6 +115,62 @@ LAYERS = {
     "conv_flatten_dense": (lambda: fx.Chain(fx.Conv((2, 2), 1, 2), fx.flatten, fx.Dense(18, 2)),
                            [(2, 4, 4, 1)], (2, 2),
                            "Chain(Conv((2, 2), 1 => 2), flatten, Dense(18 => 2))  # 48 parameters"),
+    # -- added with attention, upsampling and the rest of Flux's layers --
+    "mha_self": (lambda: Attend(fx.MultiHeadAttention(4, nheads=2)), [(2, 3, 4)], (2, 30),
+                 "Attend(MultiHeadAttention(4; nheads=2))  # 64 parameters"),
+    "mha_cross_mask_bias": (
+        lambda: Attend(fx.MultiHeadAttention(((3, 5, 5), (4, 6), 2), nheads=2, bias=True),
+                       jnp.asarray(CAUSAL), jnp.asarray(ATT_BIAS)),
+        [(2, 3, 3), (2, 4, 5)], (2, 30),
+        "Attend(MultiHeadAttention((3, 5, 5) => (4, 6) => 2; nheads=2, bias=True))  "
+        "# 90 parameters, plus 12 non-trainable"),
+    "mha_dropout_train": (
+        lambda: fx.trainmode(Attend(fx.MultiHeadAttention((4, 6, 4), nheads=3,
+                                                          dropout_prob=0.3))),
+        [(2, 3, 4)], (2, 39),
+        "Attend(MultiHeadAttention(4 => 6 => 4; nheads=3, dropout_prob=0.3))  # 96 parameters"),
+    "upsample_nearest": (lambda: fx.Upsample(scale=(2, 3)), [(1, 2, 2, 2)], (1, 4, 6, 2),
+                         "Upsample('nearest', scale=(2, 3))"),
+    "upsample_bilinear": (lambda: fx.Upsample("bilinear", size=(5, 3)), [(2, 3, 2, 2)],
+                          (2, 5, 3, 2), "Upsample('bilinear', size=(5, 3))"),
+    "upsample_trilinear": (lambda: fx.Upsample("trilinear", scale=2), [(1, 2, 2, 3, 1)],
+                           (1, 4, 4, 6, 1), "Upsample('trilinear', scale=2)"),
+    "upsample_linear1d": (lambda: fx.Upsample("linear", scale=1.5), [(2, 4, 2)], (2, 6, 2),
+                          "Upsample('linear', scale=1.5)"),
+    "pixelshuffle": (lambda: fx.PixelShuffle(2), [(2, 2, 3, 8)], (2, 4, 6, 2), "PixelShuffle(2)"),
+    "pixelshuffle1d": (lambda: fx.PixelShuffle(3), [(2, 2, 6)], (2, 6, 2), "PixelShuffle(3)"),
+    "embeddingbag": (lambda: fx.EmbeddingBag(6, 3),
+                     lambda: (jnp.array([[1, 5, 0], [2, 2, 3]]),), (2, 3),
+                     "EmbeddingBag(6 => 3)  # 18 parameters"),
+    "gruv3_sequence": (lambda: fx.GRUv3(3, 4), [(2, 5, 3)], (2, 5, 4),
+                       "GRUv3(3 => 4)  # 100 parameters, plus 4 non-trainable"),
+    "gruv3_step": (lambda: fx.GRUv3(3, 4), [(2, 3)], (2, 4),
+                   "GRUv3(3 => 4)  # 100 parameters, plus 4 non-trainable"),
+    "convtranspose_outpad": (
+        lambda: fx.ConvTranspose((3, 3), 2, 3, stride=2, pad=1, outpad=(1, 0)), [(1, 3, 3, 2)],
+        (1, 6, 5, 3), "ConvTranspose((3, 3), 2 => 3, pad=1, stride=2, outpad=(1, 0))  "
+        "# 57 parameters"),
+    "convtranspose_same_k1": (
+        lambda: fx.ConvTranspose((1,), 2, 2, stride=3, pad=fx.SamePad()), [(2, 3, 2)],
+        (2, 9, 2), "ConvTranspose((1,), 2 => 2, pad=-1, stride=3)  # 6 parameters"),
+    "depthwise_from_weight": (
+        lambda: fx.DepthwiseConv(jnp.asarray(np.random.default_rng(3).standard_normal(
+            (2, 2, 3, 2)), jnp.float32), True, tanh),
+        [(1, 4, 4, 2)], (1, 3, 3, 6), "DepthwiseConv((2, 2), 2 => 6, tanh)  # 30 parameters"),
+    "bilinear_from_weight": (
+        lambda: fx.Bilinear(jnp.asarray(np.random.default_rng(3).standard_normal((2, 3, 4)),
+                                        jnp.float32), False),
+        [(5, 3), (5, 4)], (5, 2), "Bilinear((3, 4) => 2; bias=False)  # 24 parameters"),
+    "groupnorm_track_train": (
+        lambda: fx.trainmode(fx.GroupNorm(4, 2, track_stats=True)), [(2, 3, 3, 4)],
+        (2, 3, 3, 4), "GroupNorm(4, 2, track_stats=True)  # 8 parameters, plus 4 non-trainable"),
+    "instancenorm_track_test": (
+        lambda: fx.InstanceNorm(2, track_stats=True, affine=True), [(2, 5, 2)], (2, 5, 2),
+        "InstanceNorm(2, track_stats=True, affine=True)  # 4 parameters, plus 4 non-trainable"),
+    "lpnormpool": (lambda: fx.LPNormPool((2, 2), 2), [(2, 4, 4, 3)], (2, 2, 2, 3),
+                   "LPNormPool((2, 2), p=2.0)"),
+    "lpnormpool_p4_stride": (lambda: fx.LPNormPool((3,), 4, stride=2, pad=1), [(2, 6, 2)],
+                             (2, 3, 2), "LPNormPool((3,), pad=(1, 1), stride=(2,), p=4.0)"),
 }  # fmt: skip
 
 

@@ -32,17 +32,25 @@ class CheckpointError(ValueError):
     """
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash at any moment leaves either the old file or
-    the new one, whole: a temporary file in the same folder, flush, fsync, rename over
-    ``path``, fsync the folder (so the rename itself survives a power loss)."""
+def atomic_write(path: str, write: Any) -> None:
+    """Write a file to ``path`` so that a crash at any moment leaves either the old file or
+    the new one, whole: ``write(tmp)`` fills a temporary file in the same folder, which is
+    fsynced and renamed over ``path``; then the folder is fsynced (so the rename itself
+    survives a power loss). ``write`` may also be ``bytes``."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        if isinstance(write, bytes):
+            with os.fdopen(fd, "wb") as f:
+                f.write(write)
+        else:
+            os.close(fd)
+            write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -67,9 +75,20 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+try:  # the same CRC-32, with SIMD: ~7x faster than zlib's (pip install 'fluxjax[fast]')
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover - depends on the environment
+    _crc32 = zlib.crc32
+
+
 def crc(a: np.ndarray) -> int:
-    """CRC-32 of an array's bytes (C order)."""
-    return zlib.crc32(_c_order(a).reshape(-1).view(np.uint8))
+    """CRC-32 of an array's bytes (C order).
+
+    >>> import numpy as np, zlib
+    >>> crc(np.arange(4, dtype=np.uint8)) == zlib.crc32(bytes([0, 1, 2, 3]))
+    True
+    """
+    return _crc32(_c_order(a).reshape(-1).view(np.uint8))
 
 
 def _c_order(a: np.ndarray) -> np.ndarray:
@@ -93,14 +112,31 @@ def _dec(d: dict[str, Any]) -> Any:
     return d
 
 
-def encode(tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
-    """The bytes of a safetensors file holding ``tensors`` and fluxjax's ``meta``."""
-    from safetensors.numpy import save
+def write(path: str, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write a safetensors file holding ``tensors`` and fluxjax's ``meta`` (with a CRC-32 of
+    every tensor) to ``path``, atomically. The tensors go straight from memory to the file
+    (``safetensors.numpy.save_file``), without an intermediate copy of the whole file."""
+    from safetensors.numpy import save_file
 
     meta = {**meta, "format": MAGIC, "version": VERSION}
-    meta["crc"] = {k: crc(a) for k, a in tensors.items()}
     contiguous = {k: _c_order(a) for k, a in tensors.items()}
-    return save(contiguous, metadata={"fluxjax": json.dumps(meta, cls=_Enc)})
+    meta["crc"] = _crcs(contiguous)
+    text = json.dumps(meta, cls=_Enc)
+    atomic_write(path, lambda tmp: save_file(contiguous, tmp, metadata={"fluxjax": text}))
+
+
+def _crcs(arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    """CRC-32 of each array, the large ones on a thread each (zlib releases the GIL)."""
+    big = [k for k, a in arrays.items() if a.nbytes >= 1 << 22]
+    out = {k: crc(a) for k, a in arrays.items() if k not in big}
+    if len(big) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(big), os.cpu_count() or 1)) as pool:
+            out.update(zip(big, pool.map(lambda k: crc(arrays[k]), big)))
+    else:
+        out.update({k: crc(arrays[k]) for k in big})
+    return {k: out[k] for k in arrays}
 
 
 def read_header(path: str) -> tuple[dict[str, Any], int]:

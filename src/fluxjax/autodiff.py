@@ -32,6 +32,7 @@ arrays (Zygote returns ``nothing`` and Flux skips them).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -455,7 +456,13 @@ def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Wi
     >>> val, grad
     (Array(5., dtype=float32), (Array([2., 4.], dtype=float32),))
     """
+    if mode not in ("reverse", "forward"):
+        raise ValueError(
+            f"withgradient/gradient: mode must be 'reverse' (the default, Zygote) or 'forward' "
+            f"(ForwardDiff), got {mode!r}."
+        )
     if len(args) == 1 and isinstance(args[0], Params):
+        _check_no_arguments(f)
         if mode == "forward":
             return WithGradient(*_forward_implicit(f, args[0]))
         return WithGradient(*_implicit(f, args[0], "withgradient"))
@@ -483,6 +490,25 @@ def withgradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Wi
     (_, (y, new)), gs = grad(*args)
     state.write_back(new, args)
     return WithGradient(y, zygote_grads(gs))
+
+
+def _check_no_arguments(f: Any) -> None:
+    """Implicit mode calls ``f()``: refuse a function with required parameters."""
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return
+    need = [
+        p.name
+        for p in sig.parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if need:
+        raise TypeError(
+            f"gradient(f, ps): with Params, f is called with no arguments, but it takes "
+            f"({', '.join(need)}). Close over the data: fx.gradient(lambda: loss({', '.join(need)})"
+            ", ps); or differentiate with respect to the model: fx.gradient(loss, m, x, y)."
+        )
 
 
 def gradient(f: Callable[..., Any], *args: Any, mode: str = "reverse") -> Any:

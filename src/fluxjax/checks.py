@@ -217,7 +217,7 @@ def check_target(target: Any, opt: Any) -> None:
     """
     from .autodiff import Params
     from .module import Module
-    from .optimise.interface import OptimiserState, _triples
+    from .optimise.interface import OptimiserState
 
     if isinstance(target, Params) and len(target) == 0 and target is not NOTHING:
         warnings.warn(
@@ -229,7 +229,7 @@ def check_target(target: Any, opt: Any) -> None:
         )
     if isinstance(target, Module) and isinstance(opt, OptimiserState):
         live = 0
-        for leaf, slot, _ in _triples(opt, target, None):
+        for leaf, slot, _ in state_leaves(opt, target):
             check_state_fits(leaf, slot.get(), slot.label())
             live += not leaf.frozen
         if live == 0:
@@ -237,6 +237,21 @@ def check_target(target: Any, opt: Any) -> None:
                 "train: there is nothing to train: every parameter in this state is frozen "
                 "(fx.freeze). Thaw some with fx.thaw(state.layers[i]) first."
             )
+
+
+def state_leaves(state: Any, model: Any) -> list[Any]:
+    """``(leaf, slot, None)`` for each leaf of an explicit-mode state walked with ``model``;
+    a ``ValueError`` naming the entry when the state was built for a model of another
+    structure (a ``Chain`` state with a ``Dense``, another number of layers).
+
+    >>> import fluxjax as fx
+    >>> state_leaves(fx.setup(fx.Adam(), fx.Chain(fx.Dense(1, 2))), fx.Dense(1, 2))
+    Traceback (most recent call last):
+    ValueError: this optimiser state was built by fx.setup for another model: ...
+    """
+    from .optimise.interface import _triples
+
+    return list(_triples(state, model, None))
 
 
 def check_state_fits(leaf: Any, x: Any, label: str) -> None:
@@ -299,4 +314,72 @@ def explain_trace_error(e: Exception) -> TypeError:
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return TypeError(
         f"train: the loss {what}. Or pass compile=False to run it eagerly. (JAX: {first})"
+    )
+
+
+def depends_on_inputs(jaxpr: Any) -> bool:
+    """Whether the first output of a jaxpr can depend on any of its inputs (a forward walk:
+    an equation with a live input makes all its outputs live; higher-order primitives are
+    taken whole, so the answer errs towards True).
+
+    >>> import jax, jax.numpy as jnp
+    >>> depends_on_inputs(jax.make_jaxpr(lambda w: jnp.sum(w * 2))(jnp.ones(3)).jaxpr)
+    True
+    >>> depends_on_inputs(jax.make_jaxpr(lambda w: jnp.float32(1.0) + 0)(jnp.ones(3)).jaxpr)
+    False
+    """
+    live = {id(v) for v in jaxpr.invars}
+    for eqn in jaxpr.eqns:
+        if any(id(v) in live for v in eqn.invars if not _literal(v)):
+            live.update(id(v) for v in eqn.outvars)
+    if not jaxpr.outvars:  # no array out (None): the real call raises the real error
+        return True
+    out = jaxpr.outvars[0]
+    return not _literal(out) and id(out) in live
+
+
+def _literal(v: Any) -> bool:
+    return type(v).__name__ == "Literal"
+
+
+def check_loss_depends(
+    lossfn: Any, vals: list[Any], slots: list[Any], appended: list[Any] | None = None
+) -> None:
+    """Warn when the loss's value cannot depend on any trainable array (the Params of
+    another model than the one the loss calls, or a loss returning a constant): every
+    gradient is zero and training changes nothing. ``lossfn(vals)`` returns ``(loss, aux)``;
+    called once per compiled plan, while it is traced. ``appended``: a list the loss appends
+    to as it runs (the step's ``skip_when`` conditions), put back as it was after this
+    extra trace.
+
+    >>> import warnings, jax.numpy as jnp
+    >>> from fluxjax.checks import check_loss_depends
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     check_loss_depends(lambda v: (jnp.float32(1.0), None), [jnp.ones(2)], [])
+    >>> "does not depend on any of the 1 array" in str(w[0].message)
+    True
+    """
+    if not vals:
+        return
+    n = len(appended) if appended is not None else 0
+    try:
+        closed = jax.make_jaxpr(lambda v: lossfn(v)[0])(vals)
+    except Exception:  # noqa: BLE001 - the real call raises the real error
+        return
+    finally:
+        if appended is not None:
+            del appended[n:]
+    if depends_on_inputs(closed.jaxpr):
+        return
+    names = ", ".join(f"{s.label()} {tuple(v.shape)}" for s, v in zip(slots[:4], vals))
+    more = f" and {len(vals) - 4} more" if len(vals) > 4 else ""
+    warnings.warn(
+        f"train: the loss does not depend on any of the {len(vals)} array(s) being trained "
+        f"({names or 'the parameters'}{more}): every gradient is zero and training changes "
+        "nothing. Give train the parameters of the model the loss calls (fx.params(m) for the "
+        "m inside the loss; in explicit mode the loss must use its model argument), and "
+        "return a loss computed from that model, not a constant.",
+        UserWarning,
+        stacklevel=2,
     )

@@ -11,6 +11,9 @@ they are inputs of a model:
 >>> xy.shape, z.shape
 ((121, 2), (121, 1))
 
+``tutorial_text()`` is the prose of the Portuguese tutorial (about 8,000 characters), shipped
+with the package for the character-level transformer example.
+
 ``load_digits`` needs scikit-learn (``pip install 'fluxjax[examples]'``); ``read_idx`` and
 ``load_mnist`` only need NumPy.
 """
@@ -36,6 +39,7 @@ __all__ = [
     "read_idx",
     "write_idx",
     "load_mnist",
+    "tutorial_text",
 ]
 
 
@@ -251,3 +255,15 @@ def load_mnist(
         return x / 255.0 if imgs.dtype == np.uint8 else x, labels.astype(np.int64)
 
     return Split(*take("train", n_train), *take("test", n_test))
+
+
+def tutorial_text() -> str:
+    """The prose of ``docs/tutorial.pt-BR.md`` (code, tables and headings left out), shipped
+    as package data: a small text for character-level language models.
+
+    >>> from fluxjax import datasets
+    >>> text = datasets.tutorial_text()
+    >>> len(text) > 5000, text[:4]
+    (True, 'Esta')
+    """
+    return (Path(__file__).parent / "texts" / "tutorial_pt.txt").read_text(encoding="utf-8")

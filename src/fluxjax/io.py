@@ -32,9 +32,11 @@ import numpy as np
 
 from . import _files
 from ._files import CheckpointError
+from .checks import state_leaves
 from .data import DataLoader
 from .module import Module, Slot, _attrs, is_array, show
 from .optimise import _opt_io
+from .optimise.interface import OptimiserState
 
 __all__ = ["state", "loadmodel", "save", "load", "CheckpointError"]
 
@@ -70,6 +72,13 @@ def _host(a: Any) -> np.ndarray:
     if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
         a = jax.random.key_data(a)
     return np.array(a)
+
+
+def _view(a: Any) -> np.ndarray:
+    """``a`` as a NumPy array without a copy where the platform allows (a CPU array)."""
+    if _is_key(a):
+        a = jax.random.key_data(a)
+    return np.asarray(a)
 
 
 def _is_key(a: Any) -> bool:
@@ -149,11 +158,21 @@ def _mismatches(slots: dict[str, Slot], given: dict[str, Any]) -> list[str]:
         old, new = s.get(), given[k]
         shape = tuple(np.shape(new))
         want = tuple(_host_shape(old))
-        if shape != want:
+        if shape != want and not (_batched(s) and _same_features(shape, want)):
             out.append(f"{k}: shape {want} in the model vs {shape} given")
         elif _kind_of(old) != np.asarray(new).dtype.kind:
             out.append(f"{k}: dtype {_dtype(old)} in the model vs {np.asarray(new).dtype} given")
     return out
+
+
+def _batched(s: Slot) -> bool:
+    """Whether the slot holds carried state whose batch axis follows the data (an RNN's)."""
+    return s.path[0] in getattr(type(s.owner), "_batch_axis_attrs", ())
+
+
+def _same_features(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Shapes equal but for a leading batch axis: (8,), (16, 8) and (4, 8) all fit."""
+    return len(a) in (1, 2) and len(b) in (1, 2) and a[-1:] == b[-1:]
 
 
 def _host_shape(a: Any) -> tuple[int, ...]:
@@ -269,10 +288,26 @@ def save(
     >>> fx.save(os.path.join(tempfile.mkdtemp(), "m.safetensors"), m, opt, step=0)
     """
     path = _path(path, True)
+    _files.write(path, *snapshot(model, opt, loader=loader, step=step, copy=False, **extra))
+
+
+def snapshot(
+    model: Module,
+    opt: Any = None,
+    *,
+    loader: DataLoader | None = None,
+    step: Any = None,
+    copy: bool = True,
+    **extra: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Everything ``save`` writes: ``(tensors, meta)``, ready for ``_files.write``. With
+    ``copy=True`` the tensors are host copies, so the write may run on another thread
+    while training donates and replaces the model's arrays; ``copy=False`` gives views
+    (on CPU, of the arrays themselves), for a write that ends before training goes on."""
     slots = named_arrays(model)
     if step is not None:
         step = _files_int(step, "step")
-    tensors = {f"model/{k}": _host(s.get()) for k, s in slots.items()}
+    tensors = {f"model/{k}": _view(s.get()) for k, s in slots.items()}
     keys = [k for k, s in slots.items() if _is_key(s.get())]
     meta: dict[str, Any] = {
         "model": {
@@ -284,10 +319,14 @@ def save(
         "extra": _json_extra(extra),
     }
     if opt is not None:
+        if isinstance(opt, OptimiserState):
+            state_leaves(opt, model)  # a state from fx.setup on another model: say so now
         meta["opt"] = _opt_io.save_opt(opt, model, slots, tensors)
     if loader is not None:
         meta["loader"] = _loader_meta(loader, tensors)
-    _files.atomic_write(path, _files.encode(tensors, meta))
+    if copy:
+        tensors = {k: np.array(a) for k, a in tensors.items()}
+    return tensors, meta
 
 
 def _files_int(v: Any, name: str) -> int:

@@ -263,6 +263,14 @@ def logitcrossentropy(
     0.6931
     """
     yhat, y = _prep("logitcrossentropy", yhat, y)
+    if jnp.ndim(yhat) and jnp.shape(yhat)[axis] == 1:
+        raise ValueError(
+            f"logitcrossentropy: yhat has shape {tuple(jnp.shape(yhat))}, one class on axis "
+            f"{axis}: the softmax of one score is 1, so the loss is 0 for any output and "
+            "nothing trains. For two classes with one output use "
+            "fx.logitbinarycrossentropy(yhat, y); otherwise give the model one output per "
+            "class and one-hot labels (fx.onehotbatch)."
+        )
     return _agg(agg)(-jnp.sum(y * logsoftmax(yhat, axis=axis), axis=axis))
 
 

@@ -7,10 +7,13 @@ Flux's ``(10, 2)`` input is ``(2, 10)`` here, a ``(10, 2, 3)`` one ``(3, 2, 10)`
 ``ValueError``/``TypeError`` naming the layer and shapes. Flux's ``init = ones`` is
 ``fx.ones32`` (fluxjax calls ``init(out, in)``).
 
-Left out, as fluxjax does not have them yet (another engineer is adding layers): Scale,
-Maxout, SkipConnection, Bilinear, Parallel, Embedding, EmbeddingBag, PairwiseFusion, the
-Conv case of "second derivatives"; named Chains (``Chain(first = ...)``, v0.13); ``==`` of
-layers by structure and ``destructure`` in "gradients of Chain{Vector}".
+The layers after Dense (v0.12.9's "Diagonal" as ``Scale``, Maxout, SkipConnection,
+Bilinear, Parallel, Embedding) are at the end. Left out: Diagonal's broadcasting of a
+shorter input (``Diagonal(10)(1)``, ``Diagonal(2, 3)(rand(2, 1, 4))``: ``Scale`` asks for
+its exact trailing shape, a clear error), Parallel's "Input domain" case (a user type
+multiplied into arrays: Julia dispatch), PairwiseFusion, the Conv case of "second
+derivatives"; ``==`` of layers by structure and ``destructure`` in "gradients of
+Chain{Vector}".
 """
 
 from __future__ import annotations
@@ -195,3 +198,121 @@ def test_gradients_of_chain_vector():
     g1v = fx.gradient(lambda: fx.logitcrossentropy(m1v(x1), y1), fx.params(m1v))
     np.testing.assert_allclose(g1[m1[0].weight], g1v[m1v[0].weight], rtol=1e-6)
     np.testing.assert_allclose(g1[m1[1].bias], g1v[m1v[1].bias], rtol=1e-6)
+
+
+# -- "Diagonal" (Scale) ------------------------------------------------------------------------
+
+
+def test_diagonal_as_scale():
+    assert fx.Scale(10)(_randn(10, dtype=np.float32)).shape == (10,)
+    with pytest.raises(ValueError, match="Scale"):
+        fx.Scale(10)(_randn(2, dtype=np.float32))
+    assert np.array_equal(fx.Scale(2)(np.array([[1.0, 2.0]])), [[1.0, 2.0]])
+    assert np.array_equal(fx.Scale(2)(np.array([1.0, 2.0])), [1.0, 2.0])
+    assert np.array_equal(fx.Scale(2)(np.array([[1.0, 3.0], [2.0, 4.0]])), [[1, 3], [2, 4]])
+    x = np.random.default_rng(0).random((4, 3, 2)).astype(np.float32)  # Flux's (2, 3, 4)
+    assert (
+        fx.Scale(2)(x).shape == fx.Scale(3, 2)(x).shape == fx.Scale(4, 3, 2)(x).shape == (4, 3, 2)
+    )
+
+
+# -- "Maxout" ----------------------------------------------------------------------------------
+
+
+def test_maxout():
+    x = np.random.default_rng(0).random(40).astype(np.float32)
+    assert np.array_equal(fx.Maxout(lambda: lambda v: v, 4)(x), x)
+    assert np.array_equal(fx.Maxout(lambda v: v, lambda v: 2 * v, lambda v: 0.5 * v)(x), 2 * x)
+    mo = fx.Maxout(lambda v: v * np.array([0.5, 0.1]), lambda v: v * np.array([0.2, 0.7]))
+    inp = np.array([[3.0], [2.0]])  # Flux's 1×2 row: two observations
+    np.testing.assert_allclose(mo(inp), np.array([[0.5, 0.7]]) * inp, rtol=1e-6)
+    assert len(fx.params(fx.Maxout(lambda: fx.Dense(32, 64), 4))) == 8
+
+
+# -- "SkipConnection" --------------------------------------------------------------------------
+
+
+def test_skipconnection():
+    x = _randn(10, 10, 10, 10)
+    assert np.array_equal(fx.SkipConnection(lambda v: np.zeros(v.shape), lambda a, b: a + b)(x), x)
+    x = _randn(2, 10, dtype=np.float32)
+    cat = fx.SkipConnection(fx.Dense(10, 10), lambda a, b: jnp.concatenate([a, b], 0))
+    assert cat(x).shape == (4, 10)
+
+
+# -- "Bilinear" --------------------------------------------------------------------------------
+
+
+def test_bilinear():
+    x = _randn(9, 10, dtype=np.float32)
+    assert fx.SkipConnection(fx.Dense(10, 10), fx.Bilinear(10, 10, 5))(x).shape == (9, 5)
+    b = fx.Bilinear(10, 2, 3)
+    out = b(np.zeros((9, 10), np.float32), np.zeros((9, 2), np.float32))
+    assert out.shape == (9, 3) and float(jnp.sum(out**2)) == 0.0
+    x = _randn(7, 11, dtype=np.float32)
+    b = fx.Bilinear(11, 11, 3)
+    assert b(x).shape == (7, 3)
+    fx.gradient(lambda: jnp.sum(b(x) ** 2), fx.params(b))  # no warning (warnings are errors)
+
+
+def test_bilinear_constructors(x64):
+    b1 = fx.Bilinear(_randn(3, 4, 5))
+    assert b1.bias.dtype == jnp.float64 and b1.act(2.5) == 2.5
+    assert fx.Bilinear(_randn(3, 4, 5), False).bias is None
+    b3 = fx.Bilinear(_randn(3, 4, 5, dtype=np.float16), True, jnp.tanh)
+    assert b3.act is jnp.tanh and b3.bias.dtype == jnp.float16
+    assert b3(np.random.default_rng(1).random(4), np.random.default_rng(2).random(5)).shape == (3,)
+    with pytest.raises(ValueError, match="out, in1, in2"):
+        fx.Bilinear(np.random.default_rng(0).random(3))
+    with pytest.raises(ValueError, match="out, in1, in2"):
+        fx.Bilinear(np.random.default_rng(0).random((3, 4)), False, jnp.tanh)
+    with pytest.raises(ValueError, match="bias"):
+        fx.Bilinear(_randn(3, 4, 5), _randn(6), jnp.tanh)
+
+
+# -- "Parallel" --------------------------------------------------------------------------------
+
+
+def test_parallel():
+    x = _randn(10, 10, 10, 10)
+    assert np.array_equal(
+        fx.Parallel(lambda a, b: a + b, lambda v: np.zeros(v.shape), lambda v: v)(x), x
+    )
+    x = _randn(2, 10, dtype=np.float32)
+    cat = lambda a, b: jnp.concatenate([a, b], 0)  # noqa: E731 (Flux's hcat on columns)
+    assert fx.Parallel(cat, fx.Dense(10, 10), lambda v: v)(x).shape == (4, 10)
+    assert fx.Parallel(cat, one=fx.Dense(10, 10), two=lambda v: v)(x).shape == (4, 10)
+    ins = (_randn(10, dtype=np.float32), _randn(5, dtype=np.float32), _randn(4, dtype=np.float32))
+    add = lambda *a: sum(a)  # noqa: E731
+    assert fx.Parallel(add, fx.Dense(10, 2), fx.Dense(5, 2), fx.Dense(4, 2))(ins).shape == (2,)
+    assert fx.Parallel(add, a=fx.Dense(10, 2), b=fx.Dense(5, 2), c=fx.Dense(4, 2))(ins).shape == (
+        2,
+    )
+    m = fx.Parallel(cat, one=fx.Dense(10, 10), two=lambda v: v)
+    assert m[0] is m["one"] is m.one
+    with pytest.raises(ValueError, match="reserves"):
+        fx.Parallel(cat, layers=fx.Dense(10, 10), two=lambda v: v)
+    with pytest.raises(ValueError, match="reserves"):
+        fx.Parallel(cat, connection=fx.Dense(10, 10), two=lambda v: v)
+
+
+# -- "Embedding" -------------------------------------------------------------------------------
+
+
+def test_embedding():
+    m = fx.Embedding(10, 4)
+    assert m.weight.shape == (4, 10)
+    x = np.random.default_rng(0).integers(0, 10, 3)
+    y = m(x)
+    assert y.dtype == jnp.float32 and y.shape == (3, 4)
+    np.testing.assert_allclose(y, np.asarray(m.weight)[:, x].T)
+    y2 = m(fx.onehotbatch(x, range(10)))
+    assert y2.dtype == jnp.float32
+    np.testing.assert_allclose(y2, y, rtol=1e-6)
+    with pytest.raises(ValueError, match="one-hot"):
+        m(fx.onehotbatch(x, range(1000)))
+    assert m(np.random.default_rng(1).integers(0, 10, (4, 3))).shape == (4, 3, 4)
+    np.testing.assert_allclose(m(2), np.asarray(m.weight)[:, 2])
+    np.testing.assert_allclose(m(fx.onehot(3, range(10))), np.asarray(m.weight)[:, 3], rtol=1e-6)
+    with pytest.raises(ValueError, match="one-hot"):
+        m(fx.onehot(3, range(1000)))

@@ -175,10 +175,15 @@ def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:
     or one step per call) and why, the programs compiled so far and the steps taken.
 
     >>> import jax.numpy as jnp, fluxjax as fx
-    >>> m = fx.Dense(1, 1)
+    >>> m, opt = fx.Dense(1, 1), fx.Descent()
     >>> loss = lambda x, y: fx.mse(m(x), y)
-    >>> _ = fx.train(loss, fx.params(m), [(jnp.ones((2, 1)), jnp.ones((2, 1)))], fx.Descent())
-    >>> print(fx.explain(loss, fx.params(m), fx.Descent()))
+    >>> _ = fx.train(loss, fx.params(m), [(jnp.ones((2, 1)), jnp.ones((2, 1)))], opt)
+    >>> print(fx.explain(loss, fx.params(m), opt))
+    Plan: 2 trainable arrays, 0 other arrays, rule Descent(eta=0.1)
+      program: form 'loop': steps between callbacks in one call
+      data layouts compiled: one
+      steps taken while it held the optimiser state: 1
+    >>> print(fx.explain(loss, fx.params(m), fx.Descent()))  # another optimiser object
     no plan yet: train(loss, target, data, opt) has not run with these objects
     """
     from ..optimise.optax import as_rule

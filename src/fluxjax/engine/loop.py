@@ -38,7 +38,7 @@ from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule
 from .scope import captured_arrays, loss_key
-from .sources import open_source, signature
+from .sources import open_source, same_batch, signature
 
 _WARNED: set[Any] = set()
 
@@ -65,6 +65,7 @@ def train(
     shard_params: bool = False,
     fuse: bool | None = None,
     precision: str | None = None,
+    **unknown: Any,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
     each step; returns the per-step losses (and callback metrics) as a ``TrainHistory``.
@@ -113,8 +114,11 @@ def train(
     >>> round(float(m.weight[0, 0]), 3), len(h.losses)
     (3.0, 500)
     """
+    if unknown:
+        raise _unknown_keyword(unknown)
     opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
-    if not cache.LAST.same(loss, target, opt):  # a new call: check its arguments
+    plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
+    if plan is None:  # a new call: check its arguments
         checks.check_opt(opt)
         if isinstance(target, tuple) and not target:
             target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
@@ -124,7 +128,8 @@ def train(
     if fuse is not None and not isinstance(fuse, bool):
         raise TypeError(f"train: fuse must be None, True or False, got {fuse!r}.")
     checks.check_data(data, epochs)
-    plan = cache.find(loss, target, opt)
+    if plan is None:
+        plan = cache.find(loss, target, opt)
     react.set_precision(plan, precision)  # "bfloat16": mixed precision, float32 masters
     if not plan.owns_state():
         plan.acquire()
@@ -153,6 +158,33 @@ def train(
         if sched.active:
             sched.finish(run.done)
     return hist
+
+
+KEYWORDS = (
+    "cb",
+    "epochs",
+    "progress",
+    "compile",
+    "steps_per_call",
+    "devices",
+    "mesh",
+    "shard_params",
+    "fuse",
+)
+
+
+def _unknown_keyword(unknown: dict[str, Any]) -> TypeError:
+    """The error for a keyword ``train`` does not take (``epoch=3``, Keras's ``callbacks=``)."""
+    import difflib
+
+    name = next(iter(unknown))
+    aliases = {"callbacks": "cb", "callback": "cb", "nb_epoch": "epochs", "verbose": "progress"}
+    near = aliases.get(name) or next(iter(difflib.get_close_matches(name, KEYWORDS, 1)), None)
+    hint = f" Did you mean {near}=?" if near else ""
+    return TypeError(
+        f"train: unknown keyword argument {name}={unknown[name]!r}.{hint} train takes "
+        f"{', '.join(k + '=' for k in KEYWORDS)} after (loss, target, data, opt)."
+    )
 
 
 def _warn_captured(plan: Plan, loss: Any) -> None:
@@ -214,11 +246,33 @@ class _Stopped(Exception):
     """Raised inside a run when a callback or the loss called ``fx.stop()``."""
 
 
+class _Ints:
+    """Device-resident int32 scalars for the program's step counts and starts, made once
+    per value: a NumPy scalar argument is copied to the device on every call (about 10 µs
+    each on the CPU), a device array is passed as it is. Bounded: the oldest go first."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self.values: dict[int, Any] = {}
+
+    def __call__(self, v: int) -> Any:
+        a = self.values.get(v)
+        if a is None:
+            if len(self.values) >= self.MAX:
+                self.values.pop(next(iter(self.values)))
+            a = self.values[v] = jax.device_put(np.int32(v))
+        return a
+
+
+INTS = _Ints()
+
+
 def _later(sel: Any, j: int) -> Any:
     """The program's selector ``j`` steps later (a start, or a table and a start)."""
     if isinstance(sel, tuple):
-        return sel[0], np.int32(sel[1] + j)
-    return np.int32(sel + j)
+        return sel[0], sel[1] + j
+    return sel + j
 
 
 def _lazy(losses: Any, index: int) -> Any:
@@ -311,7 +365,7 @@ class Run:
         plan = self.plan
         if not self.compile or plan.eager:
             return self._eager(static, data, sel, n, src)
-        if plan.form is None:
+        if plan.form is None or self.fuse is not None:
             plan.choose_form(self.fuse, program.batch_spec(src.layout, static, data))
         fn = plan.program(src.layout, *static)
         if plan.form == "step":
@@ -331,7 +385,8 @@ class Run:
         plan = self.plan
         tv, ov = plan.inputs()
         try:
-            out = fn(tv, ov, plan.bufs, plan.halt, data, sel, np.int32(n))
+            t = (sel[0], INTS(sel[1])) if isinstance(sel, tuple) else INTS(sel)
+            out = fn(tv, ov, plan.bufs, plan.halt, data, t, INTS(n))
         except (SkipException, StopException):
             # raised while tracing: the loss decides in Python, so it must run eagerly
             _warn_once(
@@ -386,12 +441,12 @@ class Run:
             self.check_batch(batch, bi)
         if plan.placement is not None:  # split over the devices
             batch = plan.placement.batch(batch)
-        return self.call((), batch, np.int32(0), 1, self.src)
+        return self.call((), batch, 0, 1, self.src)
 
     def check_batch(self, batch: Any, bi: int) -> None:
         """Warn (once) when a batch's shapes force a new compilation."""
         plan = self.plan
-        if not _same_batch(batch, plan.last_batch):
+        if not same_batch(batch, plan.last_batch):
             plan.last_batch = batch if type(batch) is tuple else None
             sig = signature(batch)
             if sig != plan.signature:
@@ -418,14 +473,6 @@ class Run:
 
 
 CHUNK = 1 << 30  # steps a span may hold when no callback bounds it
-
-
-def _same_batch(batch: Any, last: Any) -> bool:
-    """True when ``batch`` is a tuple of the very arrays of the last batch (arrays are
-    immutable for JAX; a NumPy array's shape and dtype cannot change in place either)."""
-    if last is None or type(batch) is not tuple or len(batch) != len(last):
-        return False
-    return all(a is b for a, b in zip(batch, last))
 
 
 def _pairs(sig: Any) -> list[tuple[Any, Any]]:

@@ -4,10 +4,10 @@ needs to train, and the host side of its compiled calls.
 A plan holds the slots of the trainable arrays (``entries``), the slots of every other array
 the loss can see (``others``: statistics, keys, carried state, frozen parameters), the
 rules, and, while it trains, the optimiser state packed into its buffers. Ownership of that
-state is explicit: ``acquire`` packs it and records the plan as its ``owner`` (on each
-explicit-mode ``Leaf``, or under ``"_fx_owner"`` in a rule's implicit store); any read or
-write of the state through its owner's ``Leaf``/``implicit_state`` calls ``flush`` first,
-which unpacks the live values back and gives up ownership.
+state is explicit: ``acquire`` packs it and records the plan as its ``owner`` (the
+``owner`` of each explicit-mode ``Leaf``, or of the rule's ``ImplicitStore``); any read or
+write of the state through a ``Leaf`` or ``implicit_state`` calls ``flush`` first, which
+unpacks the live values back and gives up ownership.
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class Plan:
             self.eta if self.eta is not None or not self.need_t else self.scheduled_eta
         )
         self.warned_captured = False
+        self.depends_checked = False  # whether the loss was checked to read the arrays
         self.eager = False
         # the form of this plan's one program ("loop" or "step"), fixed by its first call
         # (policy.form), and why; ``fuse=`` forces it before then
@@ -154,14 +155,16 @@ class Plan:
         return any(d.get("_fx_version", 0) != v for d, v in self.watch)
 
     # -- who holds the live optimiser state -------------------------------------------
-    def _records(self) -> list[list[Any]]:
+    def _records(self) -> list[Any]:
+        """Each array's state record: a ``Record`` (implicit) or a ``Leaf`` (explicit),
+        both with ``state`` and ``t``."""
         if isinstance(self.source, Rule):
             return implicit_state(self.source, self.entries)
-        return [[lf.state, lf.t] for lf in self.source]
+        return list(self.source)
 
     def acquire(self) -> None:
         """Pack the optimiser state from its owners into this plan's buffers."""
-        trees = [[r[0], r[1]] for r in self._records()]
+        trees = [[r.state, r.t] for r in self._records()]
         self.t0 = (
             int(trees[0][1]) if self.need_t and trees else 0
         )  # updates already made (schedules)
@@ -172,7 +175,7 @@ class Plan:
         self.steps_done = 0
         self.owned = True
         if isinstance(self.source, Rule):
-            self.source._implicit_store()["_fx_owner"] = self
+            self.source._implicit_store().owner = self
         else:
             for lf in self.source:
                 lf.owner = self
@@ -194,10 +197,10 @@ class Plan:
         trees = self.packer.host_unpack(self.bufs)
         if isinstance(self.source, Rule):
             store = self.source._implicit_store()
-            store.pop("_fx_owner", None)
+            store.owner = None
             for p, (s, t) in zip(self.entries, trees):
-                rec = store[p.key()]
-                rec[0], rec[1] = s, t
+                rec = store.records[p.key()]
+                rec.state, rec.t = s, t
         else:
             for lf, (s, t) in zip(self.source, trees):
                 lf.owner = None
@@ -207,7 +210,7 @@ class Plan:
         if not self.owned:
             return False
         if isinstance(self.source, Rule):
-            return self.source._implicit_store().get("_fx_owner") is self
+            return self.source._implicit_store().owner is self
         return all(lf.owner is self for lf in self.source)
 
     def scheduled_eta(self) -> float | None:
@@ -232,9 +235,13 @@ class Plan:
         return fn
 
     def choose_form(self, fuse: bool | None, batch: Any) -> None:
-        """Fix this plan's program form on its first compiled call (``policy.form``)."""
+        """Fix this plan's program form on its first compiled call (``policy.form``); a
+        later ``fuse=`` that asks for the other form switches it (a new program)."""
         if self.form is None:
             self.form, self.why = policy.form(self, fuse, batch)
+        elif fuse is not None and self.form != ("loop" if fuse else "step"):
+            self.form, self.why = policy.form(self, fuse, batch)
+            self.programs = {}
 
     def carry_stable(self) -> bool:
         """Whether the arrays a step replaces (layer state) now have the shapes a step

@@ -34,6 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .packing import Packer
 from .step import core
 
 CAP = 1024  # most steps one call of the loop runs
@@ -50,7 +51,7 @@ def _blocked(n: Any, unit: Callable[[Any, Any], Any], carry: Any) -> tuple[Any, 
 
     def outer_cond(c: Any) -> Any:
         b, (state, _) = c
-        return (b * BLOCK < n) & (state[3][1] == 0)
+        return (b * BLOCK < n) & (state[-1][1] == 0)  # the last carried array: halt
 
     def outer(c: Any) -> Any:
         b, (state, blocks) = c
@@ -97,22 +98,51 @@ def picker(layout: str, static: tuple[Any, ...]) -> Callable[[Any, Any, Any], An
 
 def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callable[..., Any]:
     """The traced program ``(tv, ov, bufs, halt, data, sel, n) -> (tv, changed, bufs, halt,
-    losses)`` of ``plan`` in ``form`` (``"loop"`` or ``"step"``) for a data ``layout``."""
+    losses)`` of ``plan`` in ``form`` (``"loop"`` or ``"step"``) for a data ``layout``.
+
+    The loop carries few arrays: the parameters and the layer state a step replaces are
+    packed into one buffer per dtype (large arrays keep their own), the optimiser state
+    stays packed, and arrays no step changes are not carried at all. XLA copies each
+    carried array in and out of a loop, so a carry of 25 small arrays cost more than the
+    step of a small model."""
     pick = picker(layout, static)
 
     def program(tv: Any, ov: Any, bufs: Any, halt: Any, data: Any, sel: Any, n: Any) -> Any:
-        def unit(i: Any, c: Any) -> tuple[Any, Any]:
-            out = core(plan, *c[:4], pick(data, sel, i), in_loop=form == "loop")
-            return (*out[:4], out[5]), out[4].astype(jnp.float32)
+        ov = list(ov)
 
-        carry = (tv, list(ov), plan.packer.unpack(bufs), halt)
-        carry = (*carry, _aux_start(plan, tv))
-        if form == "loop" and _carry_holds(unit, carry):
-            carry, losses = _blocked(n, unit, carry)
-        else:  # a lone step; also a step that reshapes carried layer state (after fx.reset)
-            carry, losses = unit(0, carry)
-        tv, ov, trees, halt, aux = carry
-        return tv, [ov[i] for i in plan.changed], plan.packer.pack(trees), halt, losses, aux
+        def step(tv: Any, ch: Any, bufs: Any, halt: Any, i: Any) -> tuple[Any, ...]:
+            full = list(ov)
+            for k, v in zip(plan.changed, ch):
+                full[k] = v
+            trees = plan.packer.unpack(bufs)
+            batch = pick(data, sel, i)
+            out = core(plan, tv, full, trees, halt, batch, form == "loop")
+            tv, full, trees, halt, l, aux = out
+            ch = [full[k] for k in plan.changed]
+            return tv, ch, plan.packer.pack(trees), halt, l.astype(jnp.float32), aux
+
+        # trace one step first: it finds which layer state the loss replaces
+        shapes = jax.eval_shape(lambda: step(tv, [], bufs, halt, jnp.int32(0)))
+        ch0 = [ov[k] for k in plan.changed]
+        holds = all(
+            jnp.shape(a) == b.shape and jnp.result_type(a) == b.dtype
+            for a, b in zip(ch0, shapes[1])
+        )
+        if form != "loop" or not holds:  # a lone step; also one that reshapes carried
+            # layer state (a recurrent layer's, unbatched after fx.reset): the next loop
+            return step(tv, ch0, bufs, halt, jnp.int32(0))
+        packer = Packer([tv, ch0])
+
+        def unit(i: Any, c: Any) -> tuple[Any, Any]:
+            packed, aux, bufs, halt = c
+            tv, ch = packer.unpack(packed)
+            tv, ch, bufs, halt, l, aux = step(tv, ch, bufs, halt, i)
+            return (packer.pack([tv, ch]), aux, bufs, halt), l
+
+        start = (packer.pack([tv, ch0]), _aux_start(plan, tv), bufs, halt)
+        (packed, aux, bufs, halt), losses = _blocked(n, unit, start)
+        tv, ch = packer.unpack(packed)
+        return tv, ch, bufs, halt, losses, aux
 
     return program
 
@@ -123,17 +153,6 @@ def _aux_start(plan: Any, tv: list[Any]) -> dict[str, Any]:
     if getattr(plan, "keep_grads", False):
         aux["grads"] = [jnp.zeros(jnp.shape(x), jnp.result_type(x)) for x in tv]
     return aux
-
-
-def _carry_holds(unit: Callable[[Any, Any], Any], carry: Any) -> bool:
-    """Whether a step leaves every carried array with its shape and dtype (a recurrent
-    layer's state is unbatched after ``fx.reset`` and batched after a step: such a call
-    takes one lone step, and the next ones loop)."""
-    out, _ = jax.eval_shape(lambda c: unit(jnp.int32(0), c), carry)
-    same = jax.tree_util.tree_map(
-        lambda a, b: jnp.shape(a) == b.shape and jnp.result_type(a) == b.dtype, carry, out
-    )
-    return all(jax.tree_util.tree_leaves(same))
 
 
 def batch_spec(layout: str, static: tuple[Any, ...], data: Any) -> Any:

@@ -18,12 +18,28 @@ import jax.numpy as jnp
 from .. import mode
 from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
-from ..checks import check_loss_value
+from ..checks import check_loss_depends, check_loss_value
 from ..layers._common import recording
 from ..optimise.globalnorm import global_norm
 from ..optimise.interface import apply_one, see_all
 
-SKIPS: list[list[Any]] = []  # the skip_when conditions met while tracing the current loss
+
+class _Skips:
+    """The ``skip_when`` conditions met while a loss is traced: one list per loss being
+    traced (nested when a loss traces another), the innermost last."""
+
+    def __init__(self) -> None:
+        self.stack: list[list[Any]] = []
+
+    def note(self, condition: Any) -> bool:
+        """Record a traced condition for the loss being traced; False when none is."""
+        if not self.stack:
+            return False
+        self.stack[-1].append(jnp.asarray(condition, bool))
+        return True
+
+
+SKIPS = _Skips()
 
 
 def skip_when(condition: Any) -> None:
@@ -35,8 +51,7 @@ def skip_when(condition: Any) -> None:
     >>> import fluxjax as fx
     >>> fx.skip_when(False)
     """
-    if SKIPS and isinstance(condition, jax.core.Tracer):
-        SKIPS[-1].append(jnp.asarray(condition, bool))
+    if isinstance(condition, jax.core.Tracer) and SKIPS.note(condition):
         return
     if bool(condition):
         raise SkipException()
@@ -80,11 +95,11 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
                 p.set(low(v))  # the float32 master weights, cast for the computation
             for p, v in zip(others, ov):
                 p.set(v)
-            SKIPS.append(skips)
+            SKIPS.stack.append(skips)
             try:
                 out = call_loss(plan, batch)
             finally:
-                SKIPS.pop()
+                SKIPS.stack.pop()
             after = [p.get() for p in others]
         finally:
             for p, v in zip(entries, old_t):
@@ -98,6 +113,9 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
             after = [_like(a, o) for a, o in zip(after, ov)]
         return l, after
 
+    if not plan.depends_checked:  # once per plan (an extra trace): a loss blind to tv
+        plan.depends_checked = True
+        check_loss_depends(lossfn, tv, entries, skips)
     (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
     grads = zygote_grads(grads)  # Zygote's convention for complex parameters
     plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]

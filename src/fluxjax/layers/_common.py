@@ -161,3 +161,33 @@ def shape_error(layer: str, expected: str, x: Any, hint: str = "") -> ValueError
     """The error for an input of the wrong shape, naming the layer and both shapes."""
     text = f"layer {layer} expects input of shape {expected}, but got shape {tuple(x.shape)}."
     return ValueError(text + (" " + hint if hint else ""))
+
+
+def call_init(init: Any, dims: tuple[int, ...], layer: str) -> Any:
+    """``init(*dims)`` (Flux's initialiser convention: the sizes as separate arguments), with
+    clear errors for a NumPy-style function (``jnp.zeros`` takes one shape tuple) and for an
+    array that is not floating point.
+
+    >>> import jax.numpy as jnp
+    >>> call_init(jnp.zeros, (3, 2), "Dense(2, 3)")
+    Traceback (most recent call last):
+    TypeError: Dense(2, 3): init=zeros failed when called as init(3, 2) ...
+    """
+    try:
+        w = init(*dims)
+    except TypeError as e:
+        name = getattr(init, "__name__", repr(init))
+        raise TypeError(
+            f"{layer}: init={name} failed when called as init{dims} ({e}). fluxjax calls an "
+            "initialiser with the sizes as separate arguments (Flux's convention), as "
+            "fx.glorot_uniform(3, 2); NumPy-style functions take one shape tuple: use "
+            "fx.zeros32 / fx.ones32, or init=lambda *s: jnp.zeros(s)."
+        ) from None
+    dtype = getattr(w, "dtype", None)
+    if dtype is not None and not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(
+            f"{layer}: init returned an array of dtype {dtype}; weights must be floating "
+            "point (an integer weight has no gradient). Return float32, e.g. "
+            "np.zeros(shape, np.float32)."
+        )
+    return w

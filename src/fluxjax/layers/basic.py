@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..module import Module, show
+from ._common import call_init
 
 __all__ = ["Dense", "Chain"]
 
@@ -57,7 +58,7 @@ class Dense(Module):
                 raise ValueError(f"Dense({n_in}, {n_out}): sizes must be positive integers.")
             if init is None:
                 from ..init import glorot_uniform as init
-            weight = init(n_out, n_in)
+            weight = call_init(init, (n_out, n_in), f"Dense({n_in}, {n_out})")
             if tuple(np.shape(weight)) != (n_out, n_in):
                 raise ValueError(
                     f"Dense({n_in}, {n_out}): init returned an array of shape "

@@ -1,5 +1,5 @@
 """Containers and small layers: ``SkipConnection``, ``Parallel``, ``Maxout``, ``Bilinear``,
-``Embedding``, ``Scale``."""
+``Embedding``, ``EmbeddingBag``, ``Scale``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from ..module import Module, show
 from ._common import check_size, float_input, shape_error
 
-__all__ = ["SkipConnection", "Parallel", "Maxout", "Bilinear", "Embedding", "Scale"]
+__all__ = ["SkipConnection", "Parallel", "Maxout", "Bilinear", "Embedding", "EmbeddingBag", "Scale"]
 
 
 def _identity(x: Any) -> Any:
@@ -61,11 +61,16 @@ class Parallel(Module):
     (5, 4)
     """
 
-    def __init__(self, connection: Any, *layers: Any, **named: Any) -> None:
+    def __init__(self, connection: Any, /, *layers: Any, **named: Any) -> None:
         if layers and named:
             raise TypeError("Parallel: give the layers either all by position or all by name.")
         if not layers and not named:
             raise TypeError("Parallel(connection, layers...): give at least one layer.")
+        if "connection" in named or "layers" in named:
+            raise ValueError(
+                "Parallel: a branch may not be named 'connection' or 'layers' (Flux reserves "
+                "those names)."
+            )
         if connection is not None:
             _callable(connection, "connection", "Parallel")
         for i, f in enumerate(layers or named.values()):
@@ -140,7 +145,9 @@ class Bilinear(Module):
     """A bilinear layer: ``z[:, o] = act(Σᵢⱼ x[:, i]·W[o, i, j]·y[:, j] + b[o])``.
 
     **Arguments:** ``Bilinear(in1, in2, out, act=identity; bias=True, init=glorot_uniform)``
-    (weight ``(out, in1, in2)``); call ``m(x, y)``, ``m((x, y))`` or ``m(x)`` (``y = x``).
+    (weight ``(out, in1, in2)``), or ``Bilinear(W, bias=True, act=identity)`` from a given
+    ``(out, in1, in2)`` array (``bias`` True, False or an array); call ``m(x, y)``,
+    ``m((x, y))`` or ``m(x)`` (``y = x``).
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> b = fx.Bilinear(2, 3, 4)
@@ -151,16 +158,39 @@ class Bilinear(Module):
     """
 
     def __init__(
-        self, in1: int, in2: int, out: int, act: Callable[[Any], Any] | None = None, *,
-        bias: bool = True, init: Callable[..., Any] | None = None,
+        self, in1: Any, in2: Any = True, out: Any = None,
+        act: Callable[[Any], Any] | None = None, *, bias: Any = True,
+        init: Callable[..., Any] | None = None,
     ) -> None:  # fmt: skip
-        sizes = [
-            check_size(v, w, "Bilinear") for v, w in ((in1, "in1"), (in2, "in2"), (out, "out"))
-        ]
-        if init is None:
-            from ..init import glorot_uniform as init
-        self.weight = jnp.asarray(init(sizes[2], sizes[0], sizes[1]))
-        self.bias = jnp.zeros((sizes[2],), self.weight.dtype) if bias else None
+        if hasattr(in1, "shape") or isinstance(in1, list):  # Bilinear(W, bias, act)
+            if init is not None:
+                raise TypeError("Bilinear(W, ...): init= only applies to Bilinear(in1, in2, out).")
+            bias, act = in2, (out if act is None else act)
+            self.weight = jnp.asarray(np.asarray(in1, np.float32) if isinstance(in1, list) else in1)
+            if self.weight.ndim != 3:
+                raise ValueError(
+                    f"Bilinear(W): W must have shape (out, in1, in2), got {self.weight.shape}."
+                )
+        else:
+            sizes = [
+                check_size(v, w, "Bilinear") for v, w in ((in1, "in1"), (in2, "in2"), (out, "out"))
+            ]
+            if init is None:
+                from ..init import glorot_uniform as init
+            self.weight = jnp.asarray(init(sizes[2], sizes[0], sizes[1]))
+        n_out = self.weight.shape[0]
+        if bias is True:
+            self.bias = jnp.zeros((n_out,), self.weight.dtype)
+        elif bias is False or bias is None:
+            self.bias = None
+        else:
+            self.bias = jnp.asarray(bias, self.weight.dtype)
+            if self.bias.shape != (n_out,):
+                raise ValueError(
+                    f"Bilinear: bias must have shape ({n_out},), got {self.bias.shape}."
+                )
+        if act is not None and not callable(act):
+            raise TypeError(f"Bilinear: the activation must be a function, got {act!r}.")
         self.act = _identity if act is None else act
 
     def __call__(self, x: Any, y: Any = None) -> Any:
@@ -190,7 +220,7 @@ class Embedding(Module):
     """A lookup table: integer ``i`` → ``weight[:, i]``. ``Embedding(in, out;
     init=randn32)``, weight ``(out, in)`` as in Flux; an integer array of shape ``s`` gives
     ``s + (out,)``; a float (one-hot) array ``(..., in)`` gives ``x @ weight.T``. Indices are
-    0-based.
+    0-based. ``Embedding(weight)`` wraps a given ``(out, in)`` table.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> e = fx.Embedding(10, 3)
@@ -200,24 +230,16 @@ class Embedding(Module):
     (2, 2, 3)
     """
 
-    def __init__(self, n_in: int, out: int, *, init: Callable[..., Any] | None = None) -> None:
-        n_in, out = check_size(n_in, "in", "Embedding"), check_size(out, "out", "Embedding")
-        if init is None:
-            from ..init import randn32 as init
-        self.weight = jnp.asarray(init(out, n_in))
+    def __init__(
+        self, n_in: Any, out: int | None = None, *, init: Callable[..., Any] | None = None
+    ) -> None:
+        self.weight = _table(n_in, out, init, type(self).__name__)
 
     def __call__(self, x: Any) -> Any:
         x = jnp.asarray(x)
         out, n_in = self.weight.shape
         if jnp.issubdtype(x.dtype, jnp.integer):
-            if not isinstance(x, jax.core.Tracer):  # traced indices: no check (JAX clamps)
-                xs = np.asarray(x)
-                if xs.size and (xs.min() < 0 or xs.max() >= n_in):
-                    raise ValueError(
-                        f"layer {self._show()}: indices must be in 0..{n_in - 1}, got values "
-                        f"from {xs.min()} to {xs.max()}."
-                    )
-            return jnp.take(self.weight.T, x, axis=0)
+            return jnp.take(self.weight.T, _indices(self, x, n_in), axis=0)
         if x.ndim == 0 or x.shape[-1] != n_in:
             raise shape_error(self._show(), f"integers, or one-hot (..., {n_in})", x)
         return x.astype(self.weight.dtype) @ self.weight.T
@@ -225,6 +247,96 @@ class Embedding(Module):
     def _show(self) -> str:
         out, n_in = self.weight.shape
         return f"Embedding({n_in} => {out})"
+
+
+def _table(n_in: Any, out: Any, init: Any, name: str) -> Any:
+    """An ``(out, in)`` table: made by ``init(out, in)``, or the given array."""
+    if out is None and (hasattr(n_in, "shape") or isinstance(n_in, list)):
+        w = jnp.asarray(np.asarray(n_in, np.float32) if isinstance(n_in, list) else n_in)
+        if w.ndim != 2 or not jnp.issubdtype(w.dtype, jnp.floating):
+            raise ValueError(
+                f"{name}(weight): weight must be a float (out, in) matrix, got {w.shape}."
+            )
+        return w
+    n_in, out = check_size(n_in, "in", name), check_size(out, "out", name)
+    if init is None:
+        from ..init import randn32 as init
+    return jnp.asarray(init(out, n_in))
+
+
+def _indices(layer: Module, x: Any, n_in: int) -> Any:
+    if not isinstance(x, jax.core.Tracer):  # traced indices: no check (JAX clamps)
+        xs = np.asarray(x)
+        if xs.size and (xs.min() < 0 or xs.max() >= n_in):
+            raise ValueError(
+                f"layer {layer._show()}: indices must be in 0..{n_in - 1}, got values "
+                f"from {xs.min()} to {xs.max()}."
+            )
+    return x
+
+
+class EmbeddingBag(Module):
+    """Embed a *bag* of indices and reduce it to one vector, Flux's ``EmbeddingBag``:
+    ``y = reduction(weight[:, bag], axis)``. ``EmbeddingBag(in, out, reduction=jnp.mean;
+    init=randn32)`` or ``EmbeddingBag(weight, reduction=jnp.mean)``; weight ``(out, in)``.
+
+    * integers ``(..., bag)``: each bag along the last axis, output ``(..., out)`` (Flux's
+      bags along the first axis, reversed); a list of bags of different lengths gives
+      ``(len(bags), out)``;
+    * ``m(data, at)``: split the 1-D ``data`` into bags starting at the 0-based positions
+      ``at`` (``at[0] == 0``, increasing), output ``(len(at), out)``;
+    * one-hot booleans ``(..., bag, in)``: as the indices they encode.
+
+    ``reduction(e, axis=k)`` is any reducer (``jnp.mean``, ``jnp.sum``, ``jnp.max``).
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> eb = fx.EmbeddingBag(jnp.eye(3) * 100)
+    >>> eb
+    EmbeddingBag(3 => 3)  # 9 parameters
+    >>> eb(jnp.array([2, 2, 0]))
+    Array([33.333336,  0.      , 66.66667 ], dtype=float32)
+    >>> eb(jnp.array([2, 0, 1, 1]), [0, 2]).tolist()
+    [[50.0, 0.0, 50.0], [0.0, 100.0, 0.0]]
+    """
+
+    def __init__(
+        self, n_in: Any, out: Any = None, reduction: Callable[..., Any] | None = None, *,
+        init: Callable[..., Any] | None = None,
+    ) -> None:  # fmt: skip
+        if callable(out) and reduction is None:
+            out, reduction = None, out
+        self.weight = _table(n_in, out, init, "EmbeddingBag")
+        self.reduction = (
+            jnp.mean if reduction is None else _callable(reduction, "reduction", "EmbeddingBag")
+        )
+
+    def __call__(self, x: Any, at: Any = None) -> Any:
+        out, n_in = self.weight.shape
+        if at is not None:
+            at = [int(a) for a in np.asarray(at)]
+            n = len(np.asarray(x)) if not hasattr(x, "shape") else x.shape[0]
+            if not at or at[0] != 0 or any(b <= a for a, b in zip(at, at[1:])) or at[-1] >= n:
+                raise ValueError(
+                    f"layer {self._show()}: at must start at 0 and increase within the data "
+                    f"(length {n}), got {at}."
+                )
+            x = jnp.asarray(x)
+            return jnp.stack([self(x[a:b]) for a, b in zip(at, [*at[1:], n])])
+        if isinstance(x, list | tuple) and x and not isinstance(x[0], int | np.integer):
+            return jnp.stack([self(b) for b in x])
+        x = jnp.asarray(x)
+        if x.dtype == jnp.bool_:
+            if x.ndim < 2 or x.shape[-1] != n_in:
+                raise shape_error(self._show(), f"one-hot (..., bag, {n_in})", x)
+            return self.reduction(x.astype(self.weight.dtype) @ self.weight.T, axis=-2)
+        if not jnp.issubdtype(x.dtype, jnp.integer) or x.ndim == 0:
+            raise shape_error(self._show(), "integers (..., bag)", x, "A bag is an array.")
+        e = jnp.take(self.weight.T, _indices(self, x, n_in), axis=0)
+        return self.reduction(e, axis=-2)
+
+    def _show(self) -> str:
+        out, n_in = self.weight.shape
+        return f"EmbeddingBag({n_in} => {out})"
 
 
 class Scale(Module):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..module import Module, show
-from ._common import check_size, float_input, ntuple, shape_error
+from ._common import call_init, check_size, float_input, ntuple, shape_error
 
 __all__ = ["Conv", "CrossCor", "ConvTranspose", "DepthwiseConv", "SamePad", "flatten"]
 
@@ -107,7 +107,7 @@ def conv_nd(x: Any, w: Any, stride: tuple, pad: tuple, dilation: tuple, groups: 
 def _make_weight(init, k, cin, cout, groups, layer):  # type: ignore[no-untyped-def]
     if init is None:
         from ..init import glorot_uniform as init
-    return jnp.asarray(init(*k, cin // groups, cout))
+    return jnp.asarray(call_init(init, (*k, cin // groups, cout), layer))
 
 
 def _bias(bias: Any, n: int, dtype: Any, layer: str) -> Any:
@@ -221,7 +221,7 @@ class Conv(Module):
             y = y + self.bias
         return self.act(y)
 
-    def _options(self) -> str:
+    def _options(self) -> str:  # noqa: C901
         n = self.weight.ndim - 2
         text = ""
         if any(p != (0, 0) for p in self.pad):
@@ -240,6 +240,9 @@ class Conv(Module):
             text += f", dilation={d[0] if len(set(d)) == 1 else d}"
         if self.groups != 1:
             text += f", groups={self.groups}"
+        if any(getattr(self, "outpad", ())):
+            o = self.outpad
+            text += f", outpad={o[0] if len(set(o)) == 1 else o}"
         if self.bias is None:
             text += ", bias=False"
         return text
@@ -269,21 +272,37 @@ class CrossCor(Conv):
 class DepthwiseConv(Conv):
     """A depthwise convolution: ``Conv`` with ``groups = cin`` (each input channel gets its
     own ``cout ÷ cin`` filters). ``DepthwiseConv(k, cin, cout, act; stride, pad, dilation,
-    bias, init)``, ``cout`` a multiple of ``cin``.
+    bias, init)``, ``cout`` a multiple of ``cin``; or ``DepthwiseConv(weight, bias=True,
+    act=identity; ...)`` from Flux v0.12's ``(k..., cout ÷ cin, cin)`` array (stored, as
+    Flux ≥ 0.13 does, as the ``(k..., 1, cout)`` weight of a grouped ``Conv``; output channel
+    ``c·(cout ÷ cin) + j`` is filter ``j`` of input channel ``c``).
 
-    >>> import fluxjax as fx
+    >>> import jax.numpy as jnp, fluxjax as fx
     >>> fx.DepthwiseConv((3, 3), 4, 8)
     DepthwiseConv((3, 3), 4 => 8)  # 80 parameters
+    >>> fx.DepthwiseConv(jnp.ones((3, 3, 2, 4)), False)
+    DepthwiseConv((3, 3), 4 => 8, bias=False)  # 72 parameters
     """
 
     def __init__(self, k: Any, cin: Any = None, cout: Any = None, act: Any = None, **kw: Any):
         if "groups" in kw:
             raise TypeError("DepthwiseConv: groups is always cin; use Conv for other groups.")
+        if hasattr(k, "shape") and not isinstance(k, tuple):  # DepthwiseConv(weight, b, act)
+            w = jnp.asarray(k)
+            if w.ndim not in (3, 4, 5):
+                raise ValueError(
+                    "DepthwiseConv(weight): weight must have shape (k..., cout ÷ cin, cin) with "
+                    f"1 to 3 kernel axes, got {tuple(w.shape)}."
+                )
+            mult, channels = w.shape[-2:]
+            w = jnp.reshape(jnp.swapaxes(w, -1, -2), (*w.shape[:-2], 1, channels * mult))
+            super().__init__(w, cin, cout, act, groups=channels, **kw)
+            return
         if not (isinstance(k, tuple | list) and isinstance(cin, int | np.integer)):
             raise TypeError(
                 f"DepthwiseConv(k, cin, cout): give the kernel size and channel counts, e.g. "
-                f"DepthwiseConv((3, 3), 4, 8); got {type(k).__name__} and {cin!r}. From a "
-                "weight array use Conv(weight, groups=cin)."
+                f"DepthwiseConv((3, 3), 4, 8), or a weight array; got {type(k).__name__} and "
+                f"{cin!r}."
             )
         kw["groups"] = int(cin)
         super().__init__(k, cin, cout, act, **kw)
@@ -296,9 +315,13 @@ class ConvTranspose(Conv):
     """A transposed convolution (the gradient of ``Conv`` with respect to its input), Flux's
     ``ConvTranspose``: upsamples by ``stride``.
 
-    **Arguments:** as ``Conv``; the weight has shape ``(k..., cout ÷ groups, cin)`` as in Flux.
-    Output size per axis: ``(in − 1)·stride + dilation·(k − 1) + 1 − lo − hi``; ``SamePad()``
-    pads as a ``Conv`` with kernel ``k − stride + 1`` would (so the size is ``in·stride``).
+    **Arguments:** as ``Conv``, plus ``outpad=0`` (an int or one per axis, Flux ≥ 0.13's and
+    PyTorch's ``output_padding``, less than the stride or the dilation: that many more
+    rows at the high end of each axis); the weight has shape ``(k..., cout ÷ groups, cin)``
+    as in Flux. Output size per axis:
+    ``(in − 1)·stride + dilation·(k − 1) + 1 − lo − hi + outpad``; ``SamePad()`` pads as
+    a ``Conv`` with kernel ``k − stride + 1`` would, as Flux (the size is ``in·stride``, at
+    every stride, kernel size 1 included: the padding is then negative, a crop).
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> t = fx.ConvTranspose((2, 2), 8, 4, stride=2)
@@ -308,15 +331,31 @@ class ConvTranspose(Conv):
     (1, 10, 10, 4)
     """
 
-    def __init__(self, k: Any, cin: Any = None, cout: Any = None, act: Any = None, **kw: Any):
+    def __init__(
+        self, k: Any, cin: Any = None, cout: Any = None, act: Any = None, *, outpad: Any = 0,
+        **kw: Any,
+    ) -> None:  # fmt: skip
         pad = kw.get("pad", 0)
         if isinstance(pad, SamePad):
             kw["pad"] = 0
         super().__init__(k, cin, cout, act, **kw)
+        n = self.weight.ndim - 2
         if isinstance(pad, SamePad):
-            n = self.weight.ndim - 2
-            kk = tuple(max(1, k_ - s + 1) for k_, s in zip(self.weight.shape[:n], self.stride))
+            kk = tuple(k_ - s + 1 for k_, s in zip(self.weight.shape[:n], self.stride))
             self.pad = padding(pad, kk, self.dilation, "ConvTranspose")
+        if isinstance(outpad, int | np.integer) and not isinstance(outpad, bool):
+            outpad = (int(outpad),) * n
+        if (
+            not isinstance(outpad, tuple | list)
+            or len(outpad) != n
+            or any(not isinstance(o, int | np.integer) or o < 0 for o in outpad)
+            or any(o >= max(s, d) for o, s, d in zip(outpad, self.stride, self.dilation))
+        ):
+            raise ValueError(
+                f"ConvTranspose: outpad must be a non-negative int or {n} of them, each less "
+                f"than the stride or the dilation, got {outpad!r}."
+            )
+        self.outpad = tuple(int(o) for o in outpad)
 
     def _init_weight(self, init, k, cin, cout, groups):  # type: ignore[no-untyped-def]
         return _make_weight(init, k, cout, cin, groups, "ConvTranspose")
@@ -330,10 +369,12 @@ class ConvTranspose(Conv):
     def __call__(self, x: Any) -> Any:
         x = self._check(x)
         n = self.weight.ndim - 2
+        # outpad o: the transposed convolution cropped o less at the high end
+        pad = tuple((lo, hi - o) for (lo, hi), o in zip(self.pad, self.outpad))
         size = [
             (i - 1) * s + d * (k - 1) + 1 - lo - hi
             for i, s, d, k, (lo, hi) in zip(
-                x.shape[1:-1], self.stride, self.dilation, self.weight.shape[:n], self.pad
+                x.shape[1:-1], self.stride, self.dilation, self.weight.shape[:n], pad
             )
         ]
         if min(size) < 1:
@@ -345,7 +386,7 @@ class ConvTranspose(Conv):
         w = self.weight
 
         def forward(z: Any) -> Any:
-            return conv_nd(z, w, self.stride, self.pad, self.dilation, self.groups, True)
+            return conv_nd(z, w, self.stride, pad, self.dilation, self.groups, True)
 
         (y,) = jax.linear_transpose(forward, jax.ShapeDtypeStruct(shape, x.dtype))(x)
         if self.bias is not None:

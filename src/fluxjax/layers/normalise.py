@@ -1,7 +1,8 @@
-"""Normalisation and regularisation: ``BatchNorm``, ``LayerNorm``, ``GroupNorm``,
-``InstanceNorm``, ``Dropout``, ``AlphaDropout``.
+"""Normalisation: ``BatchNorm``, ``LayerNorm``, ``GroupNorm``, ``InstanceNorm`` and the
+function ``normalise``.
 
-The mode-dependent layers (all but LayerNorm) have an ``active`` attribute: ``None``
+The mode-dependent layers (BatchNorm; GroupNorm and InstanceNorm with ``track_stats``)
+have an ``active`` attribute: ``None``
 (automatic: active inside ``fx.train``, ``fx.gradient`` and the other differentiation
 calls), ``True`` or ``False`` (set with ``fx.trainmode`` / ``fx.testmode``). State the
 forward pass changes (running statistics, the dropout key) is a plain array attribute,
@@ -18,10 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..module import Module, show
-from ..rng import next_key
 from ._common import assign_state, check_size, float_input, is_active, shape_error
 
-__all__ = ["BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "Dropout", "AlphaDropout"]
+__all__ = ["BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "normalise"]
 
 
 def _identity(x: Any) -> Any:
@@ -79,6 +79,39 @@ class _Norm(Module):
 
     def trainable(self) -> tuple[str, ...]:
         return ("beta", "gamma") if self.affine else ()
+
+    def _tracking(self, track_stats: bool, momentum: float, n: int) -> None:
+        """GroupNorm's and InstanceNorm's optional running statistics (``n`` of each)."""
+        self.track_stats = bool(track_stats)
+        self.momentum = float(momentum)
+        if track_stats:
+            self.mu = jnp.zeros((n,), jnp.float32)
+            self.sigma2 = jnp.ones((n,), jnp.float32)
+        else:
+            del self.active  # the same in both modes
+
+    def _moments(self, x: Any, axes: tuple[int, ...], shape: tuple[int, ...]) -> tuple:
+        """Per-observation statistics over ``axes``, or the running ones (``shape``) in test
+        mode; active with ``track_stats`` the running ones move towards the batch mean of
+        the per-observation ones (Flux's ``_norm_layer_forward``)."""
+        if self.track_stats and not is_active(self):
+            return self.mu.reshape(shape).astype(x.dtype), self.sigma2.reshape(shape).astype(
+                x.dtype
+            )
+        mu = jnp.mean(x, axis=axes, keepdims=True)
+        var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+        if self.track_stats:
+            m, big = self.momentum, int(np.prod([x.shape[a] for a in axes]))
+            stop = jax.lax.stop_gradient
+            mu_b = jnp.mean(stop(mu), axis=0).reshape(-1).astype(self.mu.dtype)
+            var_b = jnp.mean(stop(var), axis=0).reshape(-1).astype(self.sigma2.dtype)
+            assign_state(self, "mu", (1 - m) * self.mu + m * mu_b)
+            corr = big / max(big - 1, 1)
+            assign_state(self, "sigma2", (1 - m) * self.sigma2 + m * corr * var_b)
+        return mu, var
+
+    def _stats_text(self) -> str:
+        return ", track_stats=True" if self.track_stats else ""
 
 
 class BatchNorm(_Norm):
@@ -154,8 +187,11 @@ class GroupNorm(_Norm):
     groups and each observation's group is normalised over its spatial axes and channels:
     ``y = act(γ·(x − μ)/√(σ² + ε) + β)`` (biased variance; the same in train and test mode).
 
-    **Arguments:** ``GroupNorm(chs, G, act=identity; affine=True, eps=1e-5)``; input
-    ``(n, spatial..., chs)``.
+    **Arguments:** ``GroupNorm(chs, G, act=identity; affine=True, track_stats=False,
+    eps=1e-5, momentum=0.1)``; input ``(n, spatial..., chs)``. With ``track_stats`` the layer
+    keeps running statistics per group (``mu``, ``sigma2`` of length ``G``, updated as
+    BatchNorm's from the batch mean of each observation's statistics, ``M`` values per group
+    and observation) and uses them in test mode.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> g = fx.GroupNorm(4, 2)
@@ -172,7 +208,9 @@ class GroupNorm(_Norm):
         act: Callable[[Any], Any] | None = None,
         *,
         affine: bool = True,
+        track_stats: bool = False,
         eps: float = 1e-5,
+        momentum: float = 0.1,
         init_beta: Callable[..., Any] | None = None,
         init_gamma: Callable[..., Any] | None = None,
     ) -> None:
@@ -181,18 +219,18 @@ class GroupNorm(_Norm):
         if chs % groups:
             raise ValueError(f"GroupNorm({chs}, {groups}): chs must be divisible by the groups.")
         self.groups = groups
-        del self.active  # the same in both modes
+        self._tracking(track_stats, momentum, groups)
 
     def __call__(self, x: Any) -> Any:
         x = self._input(x, 2)
         g = jnp.reshape(x, (*x.shape[:-1], self.groups, self.chs // self.groups))
         axes = (*range(1, x.ndim - 1), x.ndim)
-        mu = jnp.mean(g, axis=axes, keepdims=True)
-        var = jnp.mean(jnp.square(g - mu), axis=axes, keepdims=True)
+        mu, var = self._moments(g, axes, (self.groups, 1))
         return self._out(jnp.reshape((g - mu) / jnp.sqrt(var + self.eps), x.shape), x.shape)
 
     def _show(self) -> str:
         text = f"GroupNorm({self.chs}, {self.groups}{_act_text(self.act)}"
+        text += self._stats_text()
         return text + (", affine=False)" if not self.affine else ")")
 
 
@@ -200,8 +238,10 @@ class InstanceNorm(_Norm):
     """Instance normalisation, Flux's ``InstanceNorm``: each observation's channel is
     normalised over its spatial axes, ``y = act(γ·(x − μ)/√(σ² + ε) + β)``.
 
-    **Arguments:** ``InstanceNorm(chs, act=identity; affine=False, eps=1e-5)`` (Flux's
-    defaults since v0.12); input ``(n, spatial..., chs)``.
+    **Arguments:** ``InstanceNorm(chs, act=identity; affine=False, track_stats=False,
+    eps=1e-5, momentum=0.1)`` (Flux's defaults since v0.12); input ``(n, spatial..., chs)``.
+    With ``track_stats`` it keeps running statistics per channel (updated from the batch
+    mean of each observation's statistics) and uses them in test mode.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> fx.InstanceNorm(1)(jnp.array([[[1.0], [3.0]]]))[0, :, 0]
@@ -214,22 +254,23 @@ class InstanceNorm(_Norm):
         act: Callable[[Any], Any] | None = None,
         *,
         affine: bool = False,
+        track_stats: bool = False,
         eps: float = 1e-5,
+        momentum: float = 0.1,
         init_beta: Callable[..., Any] | None = None,
         init_gamma: Callable[..., Any] | None = None,
     ) -> None:
-        self._setup(chs, act, affine, eps, init_beta, init_gamma)
-        del self.active
+        chs = self._setup(chs, act, affine, eps, init_beta, init_gamma)
+        self._tracking(track_stats, momentum, chs)
 
     def __call__(self, x: Any) -> Any:
         x = self._input(x, 3)
         axes = tuple(range(1, x.ndim - 1))
-        mu = jnp.mean(x, axis=axes, keepdims=True)
-        var = jnp.mean(jnp.square(x - mu), axis=axes, keepdims=True)
+        mu, var = self._moments(x, axes, (self.chs,))
         return self._out((x - mu) / jnp.sqrt(var + self.eps), x.shape)
 
     def _show(self) -> str:
-        text = f"InstanceNorm({self.chs}{_act_text(self.act)}"
+        text = f"InstanceNorm({self.chs}{_act_text(self.act)}{self._stats_text()}"
         return text + (", affine=True)" if self.affine else ")")
 
 
@@ -287,100 +328,19 @@ class LayerNorm(Module):
         return text + (", affine=False)" if not self.affine else ")")
 
 
-def _mask_shape(x: Any, dims: tuple[int, ...] | None) -> tuple[int, ...]:
-    if dims is None:
-        return tuple(x.shape)
-    keep = {d % x.ndim for d in dims}
-    return tuple(s if i in keep else 1 for i, s in enumerate(x.shape))
-
-
-class _Random(Module):
-    """A layer drawing from its own key (a raw uint32 key, split and advanced per call)."""
-
-    def _setup(self, p: Any, key: Any) -> None:
-        self.p = _check_prob(p, type(self).__name__)
-        self.key = next_key() if key is None else jnp.asarray(key, jnp.uint32)
-        self.active = None
-
-    def _draw(self, shape: tuple[int, ...]) -> Any:
-        new, sub = jax.random.split(self.key)
-        assign_state(self, "key", new)
-        return jax.random.uniform(sub, shape)
-
-    def trainable(self) -> tuple[str, ...]:
-        return ()
-
-
-class Dropout(_Random):
-    """Dropout, Flux's ``Dropout(p; dims)``: active, ``y = x ⊙ mask`` with
-    ``mask = (u > p)/(1 − p)``, ``u ~ U[0, 1)`` drawn fresh each call; inactive, ``y = x``.
-
-    ``dims`` (an axis or a tuple of axes, default all) are the axes along which the mask
-    varies; it is shared along the others (``dims=-1`` on images drops whole channels, one
-    mask for the whole batch, as Flux's ``dims=3`` on WHCN). The key is drawn from
-    ``fx.seed``'s stream (or ``key=``), advanced by every active call.
+def normalise(x: Any, *, axis: Any = 0, eps: float = 1e-5) -> Any:
+    """Flux v0.12's ``Flux.normalise(x; dims=ndims(x), ϵ=1e-5)``:
+    ``(x − μ)/(σ + ε)`` with ``μ`` and the biased standard deviation ``σ`` over ``axis``
+    (an int or a tuple). Flux's default ``dims=ndims(x)`` is its observation axis, so the
+    default here is ``axis=0`` (each feature standardised across the batch).
 
     >>> import jax.numpy as jnp, fluxjax as fx
-    >>> d = fx.Dropout(0.5)
-    >>> d
-    Dropout(0.5)
-    >>> d(jnp.ones(4))  # inactive outside train/gradient
-    Array([1., 1., 1., 1.], dtype=float32)
-    >>> sorted(set(fx.trainmode(d)(jnp.ones(1000)).tolist()))
-    [0.0, 2.0]
+    >>> fx.normalise(jnp.array([[1.0, 10.0], [3.0, 30.0]]))
+    Array([[-0.99999   , -0.99999905],
+           [ 0.99999   ,  0.99999905]], dtype=float32)
     """
-
-    def __init__(self, p: float, *, dims: Any = None, key: Any = None) -> None:
-        self._setup(p, key)
-        if dims is not None:
-            dims = (dims,) if isinstance(dims, int | np.integer) else tuple(dims)
-        self.dims = dims
-
-    def __call__(self, x: Any) -> Any:
-        x = jnp.asarray(x)
-        if not is_active(self) or self.p == 0:
-            return x
-        if self.dims is not None and any(not -x.ndim <= d < x.ndim for d in self.dims):
-            raise shape_error(self._show(), f"at least {max(self.dims) + 1} axes (dims)", x)
-        if self.p == 1:
-            return jnp.zeros_like(x)
-        u = self._draw(_mask_shape(x, self.dims))
-        keep = (u > self.p).astype(x.dtype)
-        return x * (keep / jnp.asarray(1 - self.p, x.dtype))
-
-    def _show(self) -> str:
-        text = f"Dropout({self.p}"
-        if self.dims is not None:
-            text += f", dims={self.dims[0] if len(self.dims) == 1 else self.dims}"
-        return text + ")"
-
-
-class AlphaDropout(_Random):
-    """Alpha dropout (for selu networks), Flux's ``AlphaDropout(p)``: active,
-    ``y = A·(u > p ? x : α′) + B`` with ``α′ = −1.7580993408473766``,
-    ``A = 1/√((1 − p)(1 + p·α′²))``, ``B = −A·α′·p``, keeping mean and variance.
-
-    >>> import jax.numpy as jnp, fluxjax as fx
-    >>> fx.AlphaDropout(0.2)(jnp.ones(3))
-    Array([1., 1., 1.], dtype=float32)
-    """
-
-    ALPHA = -1.7580993408473766
-
-    def __init__(self, p: float, *, key: Any = None) -> None:
-        self._setup(p, key)
-
-    def __call__(self, x: Any) -> Any:
-        x = jnp.asarray(x)
-        if not is_active(self) or self.p == 0:
-            return x
-        if self.p == 1:
-            return jnp.zeros_like(x)
-        p, al = self.p, self.ALPHA
-        a = 1 / np.sqrt((1 - p) * (1 + p * al**2))
-        b = -a * al * p
-        u = self._draw(tuple(x.shape))
-        return (a * jnp.where(u > p, x, jnp.asarray(al, x.dtype)) + b).astype(x.dtype)
-
-    def _show(self) -> str:
-        return f"AlphaDropout({self.p})"
+    x = jnp.asarray(x)
+    x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+    mu = jnp.mean(x, axis=axis, keepdims=True)
+    sd = jnp.sqrt(jnp.mean(jnp.square(x - mu), axis=axis, keepdims=True))
+    return (x - mu) / (sd + eps)

@@ -1,5 +1,6 @@
-"""Pooling on channels-last data: ``MaxPool``, ``MeanPool``, ``GlobalMaxPool``,
-``GlobalMeanPool``, ``AdaptiveMaxPool``, ``AdaptiveMeanPool``.
+"""Pooling on channels-last data: ``MaxPool``, ``MeanPool``, ``LPNormPool``,
+``GlobalMaxPool``, ``GlobalMeanPool``, ``AdaptiveMaxPool``, ``AdaptiveMeanPool``, and
+NNlib's ``lpnormpool``.
 
 When the window tiles the input (stride == window, no padding) pooling is lowered to a
 reshape and a reduction, which XLA runs (and differentiates) far faster than
@@ -23,6 +24,8 @@ from .conv import padding
 __all__ = [
     "MaxPool",
     "MeanPool",
+    "LPNormPool",
+    "lpnormpool",
     "GlobalMaxPool",
     "GlobalMeanPool",
     "AdaptiveMaxPool",
@@ -95,6 +98,38 @@ def mean_pool(x: Any, k: tuple, stride: tuple, pad: tuple) -> Any:
     return s / np.prod(k)
 
 
+def sum_pool(x: Any, k: tuple, stride: tuple, pad: tuple) -> Any:
+    """The sum over windows (padding counts as zeros)."""
+    if FAST[0] and stride == k and all(p == (0, 0) for p in pad):
+        xw, axes = _windows(x, k)
+        return jnp.sum(xw, axis=axes)
+    return jax.lax.reduce_window(
+        x, np.array(0, x.dtype), jax.lax.add, (1, *k, 1), (1, *stride, 1),
+        ((0, 0), *pad, (0, 0)),
+    )  # fmt: skip
+
+
+def _power(p: Any, what: str) -> float:
+    if isinstance(p, bool) or not isinstance(p, int | float | np.number) or not 0 < p < np.inf:
+        raise ValueError(f"{what}: the norm's p must satisfy 0 < p < inf, got {p!r}.")
+    return float(p)
+
+
+def lpnormpool(x: Any, p: float, k: Any, *, pad: Any = 0, stride: Any = None) -> Any:
+    """NNlib's ``lpnormpool``: ``y = (Σᵢ xᵢᵖ)^(1/p)`` over each window (PyTorch's
+    ``lp_pool``), ``0 < p < ∞``; ``k``, ``pad`` and ``stride`` as ``MaxPool``'s. So
+    ``lpnormpool(x, 1, k)/prod(k)`` is ``MeanPool(k)(x)``. For non-integer ``p`` the inputs
+    must be non-negative.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> fx.lpnormpool(jnp.array([[[3.0], [4.0]]]), 2, (2,))
+    Array([[[5.]]], dtype=float32)
+    """
+    p = _power(p, "lpnormpool")
+    layer = LPNormPool(k, p, pad=pad, stride=stride)
+    return layer(x)
+
+
 def _check(layer: Module, x: Any, n: int) -> Any:
     x = jnp.asarray(x)
     if x.ndim != n + 2:
@@ -119,6 +154,9 @@ class _Pool(Module):
         self.pad = padding(pad, self.k, (1,) * len(k), name)
 
     def __call__(self, x: Any) -> Any:
+        return self._pool(x, type(self)._reduce)
+
+    def _pool(self, x: Any, reduce: Any) -> Any:
         x = _check(self, x, len(self.k))
         size = [
             (s + lo + hi - kk) // st + 1
@@ -129,7 +167,7 @@ class _Pool(Module):
                 f"layer {self._show()}: the window is larger than the (padded) input of "
                 f"shape {tuple(x.shape)}."
             )
-        return type(self)._reduce(x, self.k, self.stride, self.pad)
+        return reduce(x, self.k, self.stride, self.pad)
 
     def _show(self) -> str:
         text = f"{type(self).__name__}({self.k}"
@@ -167,6 +205,35 @@ class MeanPool(_Pool):
     """
 
     _reduce = staticmethod(mean_pool)
+
+
+class LPNormPool(_Pool):
+    """Lp-norm pooling, the layer of NNlib's ``lpnormpool`` (PyTorch's ``LPPool``):
+    ``y = (Σᵢ xᵢᵖ)^(1/p)`` over each window. ``LPNormPool(k, p; pad=0, stride=k)``.
+
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m = fx.LPNormPool((2, 2), 2)
+    >>> m
+    LPNormPool((2, 2), p=2.0)
+    >>> m(jnp.full((1, 2, 2, 1), 3.0))[0, 0, 0, 0]
+    Array(6., dtype=float32)
+    """
+
+    def __init__(self, k: Any, p: float, *, pad: Any = 0, stride: Any = None) -> None:
+        super().__init__(k, pad=pad, stride=stride)
+        self.p = _power(p, "LPNormPool")
+
+    def __call__(self, x: Any) -> Any:
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(jnp.float32)
+        p = self.p
+        xp = x * x if p == 2 else x**p
+        s = self._pool(xp, sum_pool)
+        return jnp.sqrt(s) if p == 2 else s ** (1 / p)
+
+    def _show(self) -> str:
+        return super()._show()[:-1] + f", p={self.p})"
 
 
 class _Global(Module):

@@ -108,7 +108,7 @@ def _explicit_leaves(tree: OptimiserState) -> dict[str, Leaf]:
     return out
 
 
-def _implicit_records(opt: Rule, model: Any, slots: dict[str, Slot]) -> dict[str, list[Any]]:
+def _implicit_records(opt: Rule, model: Any, slots: dict[str, Slot]) -> dict[str, Any]:
     names = {s.key(): k for k, s in reversed(list(slots.items()))}
     entries = Params().add(model).entries
     recs = implicit_state(opt, entries)
@@ -118,9 +118,9 @@ def _implicit_records(opt: Rule, model: Any, slots: dict[str, Slot]) -> dict[str
 def _put(tensors: dict[str, Any], name: str, st: Any, t: Any) -> int:
     leaves = jax.tree_util.tree_leaves(st)
     for j, a in enumerate(leaves):
-        tensors[f"opt/{name}/{j}"] = np.array(a)
+        tensors[f"opt/{name}/{j}"] = np.asarray(a)  # a view: fx.save copies where it must
     if t is not None:
-        tensors[f"opt/{name}/t"] = np.array(t)
+        tensors[f"opt/{name}/t"] = np.asarray(t)
     return len(leaves)
 
 
@@ -129,7 +129,7 @@ def save_opt(opt: Any, model: Any, slots: dict[str, Slot], tensors: dict[str, An
     """Put the optimiser state into ``tensors``; return its JSON description."""
     if isinstance(opt, Rule):
         recs = _implicit_records(opt, model, slots)
-        n = {k: _put(tensors, k, r[0], r[1]) for k, r in recs.items()}
+        n = {k: _put(tensors, k, r.state, r.t) for k, r in recs.items()}
         return {"mode": "implicit", "rule": rule_meta(opt), "arrays": n}
     if isinstance(opt, OptimiserState):
         leaves = {}
@@ -231,13 +231,13 @@ def _load_implicit(
     _check_names(path, meta["arrays"], recs, problems)
     if problems:
         _fail(path, problems)
-    new = {k: _fill(path, k, r[0], r[1], tensors, problems) for k, r in recs.items()}
+    new = {k: _fill(path, k, r.state, r.t, tensors, problems) for k, r in recs.items()}
     if problems:
         _fail(path, problems)
 
     def apply() -> None:
         for k, r in recs.items():
-            r[0], r[1] = new[k]
+            r.state, r.t = new[k]
         _restore(opt, meta["rule"], in_place=True)
 
     return apply

@@ -137,6 +137,13 @@ class Rule:
                     f"{cls.__name__}: the learning rate is called eta (Flux's name), not "
                     f"{alias}: {cls.__name__}(eta={kwargs[alias]!r})."
                 )
+        for alias in ("weight_decay", "decay"):
+            if alias in kwargs and alias not in _fields(cls):
+                raise TypeError(
+                    f"{cls.__name__} has no {alias}= (PyTorch's and Keras's keyword): weight "
+                    f"decay is a rule of its own, chained before it: fx.OptimiserChain("
+                    f"fx.WeightDecay({kwargs[alias]!r}), fx.{cls.__name__}()); or fx.AdamW."
+                )
         return super().__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -271,12 +278,33 @@ class Rule:
         return id(self)
 
     # -- implicit-mode state (Flux v0.12 keeps it inside the optimiser object) ----------
-    def _implicit_store(self) -> dict[Any, Any]:
+    def _implicit_store(self) -> ImplicitStore:
         store = self.__dict__.get("_fx_store")
         if store is None:
-            store = {}
+            store = ImplicitStore()
             self.__dict__["_fx_store"] = store
         return store
+
+
+class Record:
+    """One array's implicit-mode optimiser state: the rule's ``state``, the update count
+    ``t`` (None unless the rule has a schedule) and the ``module`` holding the array."""
+
+    __slots__ = ("state", "t", "module")
+
+    def __init__(self, state: Any, t: Any, module: Any) -> None:
+        self.state, self.t, self.module = state, t, module
+
+
+class ImplicitStore:
+    """A rule's implicit-mode state (Flux v0.12's ``opt.state``): a ``Record`` per
+    parameter slot key, and ``owner``: the training plan holding the live state packed in
+    its buffers while it trains (None when the records are current). Reading the records
+    through ``fx.optimise.interface.implicit_state`` takes the live state back first."""
+
+    def __init__(self) -> None:
+        self.records: dict[Any, Record] = {}
+        self.owner: Any = None
 
 
 def _revalidate(rule: Rule, name: str, value: Any) -> None:
@@ -305,3 +333,13 @@ def _fmt(v: Any) -> str:
     if isinstance(v, Callable) and not isinstance(v, Rule):  # type: ignore[arg-type]
         return getattr(v, "__name__", None) or repr(v)
     return repr(v)
+
+
+def _fields(cls: type) -> set[str]:
+    """The keyword names a rule's constructor takes."""
+    import inspect
+
+    try:
+        return set(inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):  # pragma: no cover
+        return set()

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..autodiff import Grads, Params
 from ..module import Module, Slot, _attrs, is_array, trainable
-from .base import Rule, is_schedule
+from .base import Record, Rule, is_schedule
 from .base import bump_version as _bump
 from .optax import as_rule
 
@@ -285,21 +285,38 @@ def _triples(
         if not isinstance(model, Module):
             raise TypeError("update: the state tree does not match the model's structure.")
         gattrs = _attrs(grad) if isinstance(grad, Module) else (grad or {})
+        attrs = _attrs(model)
         for k, s in state._children.items():
             if s is None:
                 continue
+            if k not in attrs:
+                raise _another_model(model, k)
             g = gattrs.get(k) if isinstance(gattrs, dict) else getattr(grad, k, None)
-            yield from _triples(s, _attrs(model)[k], g, (k,), model)
+            yield from _triples(s, attrs[k], g, (k,), model)
     elif type(state) in (list, tuple):
         for i, s in enumerate(state):
             if s is not None:
+                if type(model) not in (list, tuple) or i >= len(model):
+                    raise _another_model(owner, path + (i,))
                 g = None if grad is None else grad[i]
                 yield from _triples(s, model[i], g, (*path, i), owner)
     elif type(state) is dict:
         for k, s in state.items():
             if s is not None:
+                if type(model) is not dict or k not in model:
+                    raise _another_model(owner, path + (k,))
                 g = None if grad is None else grad.get(k)
                 yield from _triples(s, model[k], g, (*path, k), owner)
+
+
+def _another_model(model: Any, where: Any) -> ValueError:
+    from ..module import show
+
+    return ValueError(
+        f"this optimiser state was built by fx.setup for another model: it has an entry "
+        f"{where!r} that {show(model) if isinstance(model, Module) else 'the model'} lacks. "
+        "Build it for this one: state = fx.setup(rule, model)."
+    )
 
 
 def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[Any, Any]:
@@ -342,20 +359,19 @@ def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[
 
 
 # -- implicit mode --------------------------------------------------------------------
-def implicit_state(opt: Rule, entries: list[Any]) -> list[list[Any]]:
-    """The ``[state, t]`` records of ``entries`` kept inside ``opt``, created on first use."""
+def implicit_state(opt: Rule, entries: list[Any]) -> list[Record]:
+    """The ``Record`` (state, update count) of each of ``entries`` kept inside ``opt``,
+    created on first use; current (taken back from a training plan holding it)."""
     store = opt._implicit_store()
-    owner = store.get("_fx_owner")
-    if owner is not None:
-        owner.flush()  # the live state sits packed inside a compiled training plan
+    if store.owner is not None:
+        store.owner.flush()  # the live state sits packed inside a compiled training plan
+    recs = store.records
     need_t = opt.has_schedule()
-    new = [p for p in entries if p.key() not in store]
-    if new:  # the built-in rules set up their state without compiling anything
-        for p in new:
-            s = opt.init(p.get())
+    for p in entries:  # the built-in rules set up their state without compiling anything
+        if p.key() not in recs:
             t = jax.device_put(np.zeros((), np.int32)) if need_t else None
-            store[p.key()] = [s, t, p.slots[0].owner]
-    return [store[p.key()] for p in entries]
+            recs[p.key()] = Record(opt.init(p.get()), t, p.slots[0].owner)
+    return [recs[p.key()] for p in entries]
 
 
 def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:
@@ -366,14 +382,14 @@ def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:
     recs = implicit_state(opt, entries)
     new_xs, new_states, new_ts = _run(
         [opt] * len(entries),
-        [r[0] for r in recs],
+        [r.state for r in recs],
         [p.get() for p in entries],
         [g for _, g in pairs],
-        [r[1] for r in recs],
+        [r.t for r in recs],
         [p.label() for p in entries],
     )
     for p, rec, x, s, t in zip(entries, recs, new_xs, new_states, new_ts):
-        rec[0], rec[1] = s, t
+        rec.state, rec.t = s, t
         p.set(x)
     return ps
 
