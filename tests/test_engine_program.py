@@ -117,12 +117,17 @@ def splits(m, lossf, loader, state, folder):
         fx.load(mid, m, state, loader=loader)
         fx.train(lossf, m, loader, state, epochs=EPOCHS - 1)
 
+    def read_grads():  # ctx.grad_norm and, asked for, the gradients: the same update bits
+        seen = lambda ctx: ctx.grad_norm + float(sum(g.sum() for g in ctx.grads))  # noqa: E731
+        fx.train(lossf, m, loader, state, epochs=EPOCHS, cb=fx.every(4, seen, grads=True))
+
     return {
         "per_epoch": per_epoch,
         "scheduled": scheduled,
         "steps_per_call": steps_per_call,
         "checkpointer": checkpointer,
         "reloaded": reloaded,
+        "read_grads": read_grads,
     }, one
 
 

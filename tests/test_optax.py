@@ -111,14 +111,17 @@ def test_optax_inside_an_optimiser_chain():
     assert isinstance(rule.rules[1], OptaxRule)
 
 
-def test_coupled_transformations_are_applied_per_array():
-    # documented: clip_by_global_norm sees one array at a time, i.e. it is clip_by_norm
-    rule = as_rule(optax.clip_by_global_norm(1.0))
-    a, b = jnp.array([3.0, 4.0]), jnp.array([0.6, 0.8])  # norms 5 and 1
-    _, sa = rule.apply(rule.init(a), a, a)
-    _, sb = rule.apply(rule.init(b), b, b)
-    np.testing.assert_allclose(-np.asarray(sa), [0.6, 0.8], rtol=1e-6)
-    np.testing.assert_allclose(-np.asarray(sb), [0.6, 0.8], rtol=1e-6)
+def test_clip_by_global_norm_is_applied_over_all_arrays():
+    # it becomes fx.ClipGlobalNorm: one norm over weight and bias, Optax's own result
+    assert isinstance(as_rule(optax.clip_by_global_norm(1.0)), fx.ClipGlobalNorm)
+    tx = optax.chain(optax.clip_by_global_norm(0.1), optax.sgd(0.3))
+    m = model()
+    fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), BATCHES, tx, epochs=2)
+    close(m, optax_loop(tx, BATCHES, 2))
+    m2 = model()  # what it was before: clip_by_norm per array
+    rule = fx.OptimiserChain(fx.ClipNorm(0.1), fx.Descent(0.3))
+    fx.train(lambda x, y: fx.mse(m2(x), y), fx.params(m2), BATCHES, rule, epochs=2)
+    assert float(jnp.abs(m.weight - m2.weight).max()) > 1e-4
 
 
 def test_as_rule_passes_other_values_through_and_errors_name_the_fix():

@@ -18,9 +18,11 @@ import pytest
 from fluxjax.optimise.rules import (
     ADAM,
     ADAMW,
+    EMA,
     NADAM,
     OADAM,
     RADAM,
+    SWA,
     AccumGrad,
     AdaBelief,
     ADADelta,
@@ -31,6 +33,7 @@ from fluxjax.optimise.rules import (
     AdaMax,
     AdamW,
     AMSGrad,
+    ClipGlobalNorm,
     ClipGrad,
     ClipNorm,
     ClipValue,
@@ -89,6 +92,10 @@ RULES = [
     Chain(AccumGrad(2), Adam(0.05)),
     Chain(AccumGrad(3), WeightDecay(1e-3), OAdam(0.05), ClipGrad(1.0)),
     Chain(Chain(ClipGrad(1.0)), Chain(AccumGrad(2), Nesterov(0.1))),
+    Chain(ClipGlobalNorm(1.0), Adam(0.05)),
+    Chain(ClipNorm(1.0, over="all"), Descent(0.5)),
+    Chain(Momentum(0.1, 0.9), EMA(0.9)),
+    Chain(Adam(0.05), SWA(2, 2)),
 ]
 IDS = [repr(r) for r in RULES]
 SHAPE = (3, 4)
@@ -402,7 +409,7 @@ def test_positional_and_keyword_constructors_agree():
     assert a.hyperparameters() == b.hyperparameters()
     assert repr(a) == "AdamW(eta=0.01, beta=(0.8, 0.99), lambda_=0.1, epsilon=1e-06, couple=False)"
     assert RMSProp(centered=True).centred is True
-    assert repr(ClipNorm()) == "ClipNorm(omega=10.0, p=2, throw=True)"
+    assert repr(ClipNorm()) == "ClipNorm(omega=10.0, p=2, throw=True, over='array')"
 
 
 def test_v012_names_are_the_same_classes():

@@ -21,6 +21,9 @@ from .module import *  # noqa: F403
 from .onehot import *  # noqa: F403
 from .optimise import *  # noqa: F403
 from .optimise.listing import rules  # noqa: F401
+from .lrfind import *  # noqa: F403
+from .profiling import *  # noqa: F403
+from .reacting import *  # noqa: F403
 from .rng import host_rng, next_key, seed  # noqa: F401
 from .engine import *  # noqa: F403
 from .validation import *  # noqa: F403

@@ -17,10 +17,11 @@ import inspect
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
+
+from .context import History, StepContext  # noqa: F401  (re-exported)
 
 __all__ = [
     "Scheduled",
@@ -116,6 +117,7 @@ class Scheduled:
 
     steps_taken: int | None = None
     at_end: bool = False  # True: also called after a run's last step, if not already
+    grads: bool = False  # True: its StepContext carries the step's gradients (ctx.grads)
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
         raise NotImplementedError
@@ -148,7 +150,9 @@ def takes_context(f: Any) -> bool:
 class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
     """``every(n, f)``: call ``f`` after steps ``n, 2n, 3n, ...`` of each ``train`` call
     (Keras's and Lightning's "every n steps"). ``f`` takes no argument or a
-    ``StepContext``. Steps between run fused where the data allow.
+    ``StepContext``. Steps between run fused where the data allow. ``grads=True``: the
+    context's ``ctx.grads`` holds that step's gradients (the compiled program then keeps
+    the last step's gradients on the device; see ``StepContext``).
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), False)
@@ -160,12 +164,12 @@ class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
     [4, 8]
     """
 
-    def __init__(self, n: int, f: Callable[..., Any]) -> None:
+    def __init__(self, n: int, f: Callable[..., Any], *, grads: bool = False) -> None:
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
             raise ValueError(f"every(n, f): n must be a positive int (steps), got {n!r}.")
         if not callable(f):
             raise TypeError(f"every(n, f): f must be a function, got {f!r}.")
-        self.n, self.f = int(n), f
+        self.n, self.f, self.grads = int(n), f, bool(grads)
         self._ctx = takes_context(f)
         functools.update_wrapper(self, f, updated=())
 
@@ -409,8 +413,14 @@ def early_stopping(
     distance: Callable[[Any, Any], Any] = _minus,
     init_score: Any = math.inf,
     min_dist: float = 0.0,
+    restore_best: bool = False,
 ) -> Callable[..., bool]:
     """Return ``True`` once the score ``f(...)`` has not improved for ``delay`` calls in a row.
+
+    ``restore_best=True`` (Keras's ``restore_best_weights``): called with the
+    ``StepContext``, it copies the model's arrays (on the device) at each best score and puts
+    them back into the model when it returns ``True``, so ``es(ctx) and fx.stop()`` ends
+    training on the best weights.
 
     Each call computes ``score = f(*args)`` and ``d = distance(best, score)`` (default
     ``best - score``: positive means a lower, better score). If ``d >= 0``, ``best = score``.
@@ -441,6 +451,10 @@ def early_stopping(
     """
     f = _score(f, "early_stopping")
     best = init_score
+    if restore_best:
+        from .reacting import Best
+
+        kept = Best()
 
     def trigger(*args: Any, **kwargs: Any) -> bool:
         nonlocal best
@@ -448,13 +462,26 @@ def early_stopping(
         d = distance(best, score)
         if not d < 0:
             best = score
+            if restore_best:
+                kept.keep(args[0] if args else None)
         return bool(d < min_dist)
 
     def put(v: Any) -> None:
         nonlocal best
         best = v
 
-    return _with_state(patience(trigger, delay), "best", lambda: best, put)
+    out = _with_state(patience(trigger, delay), "best", lambda: best, put)
+    if not restore_best:
+        return out
+
+    def stopping(*args: Any, **kwargs: Any) -> bool:
+        done = out(*args, **kwargs)
+        if done:
+            kept.restore(args[0] if args else None)
+        return done
+
+    stopping.state, stopping.loadstate = out.state, out.loadstate  # type: ignore[attr-defined]
+    return stopping
 
 
 def plateau(
@@ -495,127 +522,3 @@ def plateau(
         last = v
 
     return _with_state(patience(is_plateau, width), "last", lambda: last, put)
-
-
-# ---- the step context and History -----------------------------------------------------------
-
-
-@dataclass(frozen=True, init=False, eq=False, repr=False)
-class StepContext:
-    """What a training step tells a callback that takes one argument.
-
-    - ``epoch``: 1-based epoch number; ``step``: 1-based count of steps in this ``train`` call,
-      this one included; ``batch_index``: 0-based position of the batch within its epoch.
-    - ``eta``: the learning rate, where the rule has one, else ``None``.
-    - ``loss``: this step's loss as a Python ``float`` (or ``None``). It is read lazily: the
-      raw value (a device scalar, or a zero-argument function returning one) is converted the
-      first time ``.loss`` is read, so a callback that never reads it costs no device sync.
-    - ``metrics``: a dict shared by the callbacks of this step: one may put values in it
-      (``ctx.metrics["val_loss"] = v``) for the later ones (loggers) to read; ``train``
-      records every entry in its history (``h["val_loss"]``).
-    - ``history``: the ``TrainHistory`` this ``train`` call fills and returns (``None``
-      outside ``train``): the metrics of earlier steps, ``history.steps_of(name)``, as
-      recorded so far (this step's ``metrics`` are added after its callbacks).
-
-    >>> import jax.numpy as jnp, fluxjax as fx
-    >>> ctx = fx.StepContext(epoch=1, step=3, loss=jnp.float32(0.25), eta=0.001, batch_index=2)
-    >>> ctx.loss
-    0.25
-    >>> ctx
-    StepContext(epoch=1, step=3, loss=0.25, eta=0.001, batch_index=2)
-    """
-
-    epoch: int
-    step: int
-    _loss: Any
-    eta: float | None
-    batch_index: int
-    metrics: dict[str, Any]
-    history: Any
-
-    def __init__(
-        self,
-        epoch: int,
-        step: int,
-        loss: Any = None,
-        eta: float | None = None,
-        batch_index: int = 0,
-        *,
-        history: Any = None,
-    ) -> None:
-        for name, value in (
-            ("epoch", epoch),
-            ("step", step),
-            ("_loss", loss),
-            ("eta", eta),
-            ("batch_index", batch_index),
-            ("metrics", {}),
-            ("history", history),
-        ):
-            object.__setattr__(self, name, value)
-
-    @property
-    def loss(self) -> float | None:
-        """This step's loss as a float, converted (one device sync) on first read."""
-        if "_loss_value" not in self.__dict__:
-            raw = self._loss() if callable(self._loss) else self._loss
-            object.__setattr__(self, "_loss_value", None if raw is None else float(raw))
-        return self.__dict__["_loss_value"]
-
-    def __repr__(self) -> str:
-        return (
-            f"StepContext(epoch={self.epoch}, step={self.step}, loss={self.loss}, "
-            f"eta={self.eta}, batch_index={self.batch_index})"
-        )
-
-
-class History:
-    """A callback that records the loss, step and epoch of every step it is called with.
-
-    Pass it to ``fx.train(..., cb=history)``; it is called with the ``StepContext`` of each
-    step and reads ``ctx.loss`` (so it asks the loop for every step's loss). ``losses``,
-    ``steps`` and ``epochs`` are parallel lists; ``len(history)`` is how many steps it saw;
-    ``best()`` is the lowest loss. Wrap it in ``fx.throttle`` to record less often.
-
-    >>> import fluxjax as fx
-    >>> history = fx.History()
-    >>> for step, loss in enumerate([0.9, 0.5, 0.7], start=1):
-    ...     history(fx.StepContext(epoch=1, step=step, loss=loss, batch_index=step - 1))
-    >>> history.losses, history.steps, len(history), history.best()
-    ([0.9, 0.5, 0.7], [1, 2, 3], 3, 0.5)
-    >>> history
-    History(3 steps, best loss 0.5 at step 2)
-    """
-
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-        self.steps: list[int] = []
-        self.epochs: list[int] = []
-
-    def __call__(self, ctx: StepContext) -> None:
-        if not hasattr(ctx, "loss"):
-            raise TypeError(
-                f"History records a StepContext, got {ctx!r}; pass it to fx.train as cb=history"
-            )
-        self.losses.append(ctx.loss)
-        self.steps.append(ctx.step)
-        self.epochs.append(ctx.epoch)
-
-    def __len__(self) -> int:
-        return len(self.losses)
-
-    def best(self) -> float:
-        """The lowest loss recorded (NaN losses are ignored); ValueError if none."""
-        finite = [x for x in self.losses if x is not None and not math.isnan(x)]
-        if not finite:
-            raise ValueError("History.best(): no loss recorded yet")
-        return min(finite)
-
-    def __repr__(self) -> str:
-        n = len(self)
-        try:
-            best = self.best()
-        except ValueError:
-            return f"History({n} step{'s' * (n != 1)})"
-        step = self.steps[self.losses.index(best)]
-        return f"History({n} step{'s' * (n != 1)}, best loss {best:.4g} at step {step})"

@@ -147,13 +147,16 @@ class metrics(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
       ``early_stopping``/``plateau`` reads ``ctx.metrics[name]``).
     * ``train`` records every ``ctx.metrics`` entry in the history it returns:
       ``h["val_loss"]``, ``h.steps_of("val_loss")``.
+    * ``on=``: a reusable context manager the functions run inside, such as the averaged
+      weights of an ``fx.EMA``: ``fx.metrics(every=10, on=ema.swapped(m, state),
+      ema_val_loss=...)`` evaluates on the averages and puts the trained weights back.
 
     >>> import fluxjax as fx
     >>> fx.metrics(every=10, val_loss=lambda: 0.0)
     metrics(every=10, val_loss)
     """
 
-    def __init__(self, every: int = 1, **fns: Callable[[], Any]) -> None:
+    def __init__(self, every: int = 1, *, on: Any = None, **fns: Callable[[], Any]) -> None:
         if not isinstance(every, int | np.integer) or isinstance(every, bool) or every < 1:
             raise ValueError(f"metrics: every must be a positive int (steps), got {every!r}.")
         if not fns:
@@ -163,7 +166,12 @@ class metrics(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
             )
         for name, f in fns.items():
             _check_function(name, f)
-        self.every, self.fns = int(every), fns
+        if on is not None and not (hasattr(on, "__enter__") and hasattr(on, "__exit__")):
+            raise TypeError(
+                "metrics: on= must be a reusable context manager, e.g. "
+                f"on=ema.swapped(model, state); got {on!r}."
+            )
+        self.every, self.fns, self.on = int(every), fns, on
         self._compiled: dict[str, Compiled] = {}
 
     def steps_until(self, step: int, seconds_per_step: float | None) -> int:
@@ -171,6 +179,12 @@ class metrics(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
 
     def evaluate(self) -> dict[str, Any]:
         """Every metric now, as device scalars (compiled on first use)."""
+        if self.on is not None:
+            with self.on:
+                return self._evaluate()
+        return self._evaluate()
+
+    def _evaluate(self) -> dict[str, Any]:
         out = {}
         for name, f in self.fns.items():
             c = self._compiled.get(name)

@@ -22,6 +22,7 @@ from ..module import Module
 from ..optimise.base import Rule, rule_version
 from ..optimise.interface import Leaf, OptimiserState, RulesKey, _triples
 from .plan import Plan
+from .react import live_rules
 from .scope import _filled, loss_key
 
 PLANS: OrderedDict[Any, Plan] = OrderedDict()
@@ -145,7 +146,8 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
         plan.flush()
         plan = None
     if plan is not None and plan.rules_version != rule_version():
-        if RulesKey(tuple(plan.rules)) != plan.rkey:  # opt.eta = ... since it was compiled
+        # opt.eta = ... or fx.adjust(state, ...) since it was compiled
+        if RulesKey(tuple(live_rules(plan))) != plan.rkey:
             plan.flush()
             plan = None
         else:

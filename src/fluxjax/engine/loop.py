@@ -33,7 +33,7 @@ import numpy as np
 from .. import checks, distributed
 from ..callbacks import SkipException, StepContext, StopException
 from ..optimise.optax import as_rule
-from . import cache, program
+from . import cache, program, react
 from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule
@@ -64,6 +64,7 @@ def train(
     mesh: Any = None,
     shard_params: bool = False,
     fuse: bool | None = None,
+    precision: str | None = None,
     **unknown: Any,
 ) -> TrainHistory:
     """Run one optimiser step per batch of ``data``, ``epochs`` times, calling ``cb`` after
@@ -101,6 +102,9 @@ def train(
       CPU); ``True`` forces the loop, ``False`` the lone step. ``fx.explain`` shows it.
       The same steps give the same bits however the run is split into calls, spans or a
       save and load; the two forms agree to float rounding.
+    * ``precision="bfloat16"``: mixed precision (Keras's ``mixed_bfloat16``): the loss and
+      its gradients are computed in bfloat16 from float32 master weights (float32 batch
+      arrays are cast too); the update, the optimiser state and the weights stay float32.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m = fx.Dense(jnp.array([[0.0]]), jnp.array([0.0]))
@@ -126,6 +130,7 @@ def train(
     checks.check_data(data, epochs)
     if plan is None:
         plan = cache.find(loss, target, opt)
+    react.set_precision(plan, precision)  # "bfloat16": mixed precision, float32 masters
     if not plan.owns_state():
         plan.acquire()
     # the plan's arrays on the devices (None: one device; arrays in place stay as they are)
@@ -136,6 +141,7 @@ def train(
     sched = _schedule(cb, steps_per_call)
     hist = TrainHistory()
     run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs))
+    run.find = lambda: cache.find(loss, target, opt)  # a callback may change Params
     try:
         run.go(data, epochs)
         # a call of several steps waits for its last one and reports a failure now; a
@@ -295,6 +301,7 @@ class Run:
         self.last: Any = None  # (loss, epoch, batch index) of the last step
 
     def go(self, data: Any, n_epochs: int) -> None:
+        react.before(self.plan, self.sched)  # fx.every(..., grads=True): keep gradients
         self.src = src = open_source(data, n_epochs, self.plan, self.compile)
         self.sched.start(self.sps)
         try:
@@ -324,7 +331,13 @@ class Run:
         loss, ep, bi = self.last
         eta = self.eta
         return StepContext(
-            ep, self.done, loss, eta() if callable(eta) else eta, bi, history=self.hist
+            ep,
+            self.done,
+            loss,
+            eta() if callable(eta) else eta,
+            bi,
+            history=self.hist,
+            plan=self.plan,
         )
 
     def _fire(self) -> None:
@@ -339,6 +352,9 @@ class Run:
             if self.bar is not None:
                 self.bar.metrics(ctx.metrics)
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
+        if react.after(self.plan):  # a callback changed hyperparameters: from the next step
+            self.eta = self.plan.callback_eta
+        react.replan(self)  # ... or the Params, or froze arrays: the plan for them now
         if stopped:
             raise _Stopped
 

@@ -127,6 +127,8 @@ class Plan:
         self.donate = _should_donate(entries)
         self.placement: Any = None  # a distributed.Placement when training on several devices
         self.programs: dict[Any, Any] = {}  # (layout, static sizes) -> the jitted program
+        self.aux: Any = None  # the last step's gradient norm (and gradients), on the device
+        self.keep_grads = False  # a callback asked for the gradients (fx.every(grads=True))
 
     def describe(self) -> str:
         """What ``fx.explain`` prints: the arrays, the rules, the program's form and why."""
@@ -255,7 +257,7 @@ class Plan:
 
     def finish(self, out: tuple[Any, ...], n_steps: int) -> Any:
         """Write back what a compiled call returned; returns its loss output."""
-        new_tv, changed, self.bufs, self.halt, l = out
+        new_tv, changed, self.bufs, self.halt, l, self.aux = out
         if self.direct:
             for (d, n), v in zip(self.direct, new_tv):
                 d[n] = v

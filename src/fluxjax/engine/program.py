@@ -116,9 +116,10 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
                 full[k] = v
             trees = plan.packer.unpack(bufs)
             batch = pick(data, sel, i)
-            tv, full, trees, halt, l = core(plan, tv, full, trees, halt, batch, form == "loop")
+            out = core(plan, tv, full, trees, halt, batch, form == "loop")
+            tv, full, trees, halt, l, aux = out
             ch = [full[k] for k in plan.changed]
-            return tv, ch, plan.packer.pack(trees), halt, l.astype(jnp.float32)
+            return tv, ch, plan.packer.pack(trees), halt, l.astype(jnp.float32), aux
 
         # trace one step first: it finds which layer state the loss replaces
         shapes = jax.eval_shape(lambda: step(tv, [], bufs, halt, jnp.int32(0)))
@@ -129,21 +130,29 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
         )
         if form != "loop" or not holds:  # a lone step; also one that reshapes carried
             # layer state (a recurrent layer's, unbatched after fx.reset): the next loop
-            tv, ch, bufs, halt, losses = step(tv, ch0, bufs, halt, jnp.int32(0))
-            return tv, ch, bufs, halt, losses
+            return step(tv, ch0, bufs, halt, jnp.int32(0))
         packer = Packer([tv, ch0])
 
         def unit(i: Any, c: Any) -> tuple[Any, Any]:
-            packed, bufs, halt = c
+            packed, aux, bufs, halt = c
             tv, ch = packer.unpack(packed)
-            tv, ch, bufs, halt, l = step(tv, ch, bufs, halt, i)
-            return (packer.pack([tv, ch]), bufs, halt), l
+            tv, ch, bufs, halt, l, aux = step(tv, ch, bufs, halt, i)
+            return (packer.pack([tv, ch]), aux, bufs, halt), l
 
-        (packed, bufs, halt), losses = _blocked(n, unit, (packer.pack([tv, ch0]), bufs, halt))
+        start = (packer.pack([tv, ch0]), _aux_start(plan, tv), bufs, halt)
+        (packed, aux, bufs, halt), losses = _blocked(n, unit, start)
         tv, ch = packer.unpack(packed)
-        return tv, ch, bufs, halt, losses
+        return tv, ch, bufs, halt, losses, aux
 
     return program
+
+
+def _aux_start(plan: Any, tv: list[Any]) -> dict[str, Any]:
+    """Zeros shaped as a step's ``aux`` (``step.aux_of``): the loop carries the last step's."""
+    aux = {"grad_norm": jnp.zeros((), jnp.float32)}
+    if getattr(plan, "keep_grads", False):
+        aux["grads"] = [jnp.zeros(jnp.shape(x), jnp.result_type(x)) for x in tv]
+    return aux
 
 
 def batch_spec(layout: str, static: tuple[Any, ...], data: Any) -> Any:

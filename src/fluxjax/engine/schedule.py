@@ -58,6 +58,8 @@ class Schedule:
         self.due = [0] * len(self.entries)
         self.last: dict[int, int] = {}
         self.active = bool(self.entries)
+        # a callback reads the step's gradients: the program keeps the last step's
+        self.wants_grads = any(getattr(f, "grads", False) is True for f, _ in self.entries)
         # callbacks also called after a run's last step: trailing throttles, and plain
         # ones under steps_per_call (so the last state is seen)
         self.ends = any(

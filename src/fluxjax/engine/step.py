@@ -20,7 +20,8 @@ from ..autodiff import _first, zygote_grads
 from ..callbacks import SkipException
 from ..checks import check_loss_depends, check_loss_value
 from ..layers._common import recording
-from ..optimise.interface import apply_one
+from ..optimise.globalnorm import global_norm
+from ..optimise.interface import apply_one, see_all
 
 
 class _Skips:
@@ -84,12 +85,14 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
     ``skip_when`` conditions met."""
     entries, others = plan.entries, plan.others
     skips: list[Any] = []
+    low = _lower(getattr(plan, "precision", None))
+    batch = jax.tree_util.tree_map(low, batch)
 
     def lossfn(vals: list[Any]) -> tuple[Any, Any]:
         old_t, old_o = [p.get() for p in entries], [p.get() for p in others]
         try:
             for p, v in zip(entries, vals):
-                p.set(v)
+                p.set(low(v))  # the float32 master weights, cast for the computation
             for p, v in zip(others, ov):
                 p.set(v)
             SKIPS.stack.append(skips)
@@ -105,6 +108,9 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
                 p.set(v)
         l = _first(out)
         check_loss_value(l)  # None, a Python number, an array: a clear error
+        if low is not _same:  # the loss in float32; layer state back in its own dtype
+            l = jnp.asarray(l).astype(jnp.float32)
+            after = [_like(a, o) for a, o in zip(after, ov)]
         return l, after
 
     if not plan.depends_checked:  # once per plan (an extra trace): a loss blind to tv
@@ -116,10 +122,38 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
     return l, grads, after, skips
 
 
+def _same(a: Any) -> Any:
+    return a
+
+
+def _lower(precision: str | None) -> Any:
+    """The cast of a float32 array to the compute dtype of ``precision`` (identity when
+    None); other dtypes pass unchanged."""
+    if precision is None:
+        return _same
+    dt = jnp.dtype(precision)
+
+    def low(a: Any) -> Any:
+        if hasattr(a, "dtype") and jnp.result_type(a) == jnp.float32:
+            return jnp.asarray(a).astype(dt)
+        return a
+
+    return low
+
+
+def _like(a: Any, o: Any) -> Any:
+    """Layer state ``a`` a step computed in low precision, in the dtype it was bound with."""
+    if hasattr(a, "dtype") and hasattr(o, "dtype") and a.dtype != o.dtype:
+        return a.astype(o.dtype)
+    return a
+
+
 def core(
     plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any, in_loop=True
 ):
-    """One step on unpacked state: returns new ``(tv, ov, trees, halt)`` and the loss.
+    """One step on unpacked state: returns new ``(tv, ov, trees, halt)``, the loss and the
+    step's ``aux``: the global gradient norm (``aux_of``), and the gradients themselves when
+    a callback asked for them (``plan.keep_grads``).
 
     On several devices the batch is constrained to be split along its first axis.
 
@@ -131,10 +165,15 @@ def core(
     if plan.placement is not None:
         batch = plan.placement.constrain(batch)
     l, grads, after, skips = loss_and_grads(plan, tv, ov, batch)
+    # the gradients are computed the same way whether or not the program also returns them
+    # (fx.every(..., grads=True)): without this barrier XLA fuses their last operations into
+    # the update differently in the two programs, and the updates differ in the last bit
+    grads = jax.lax.optimization_barrier(grads)
     finite = jnp.isfinite(l)
     err = jnp.asarray(-1, jnp.int32)
     new_tv, new_trees = [], []
-    for i, (r, (s, t), x, g) in enumerate(zip(plan.rules, trees, tv, grads)):
+    rules = see_all(plan.rules, grads)  # ClipGlobalNorm: the norm over every array
+    for i, (r, (s, t), x, g) in enumerate(zip(rules, trees, tv, grads)):
         nx, ns, nt, e = apply_one(r, s, x, g, t)
         # a sum is non-finite iff an element is (or the sum overflows float range, which
         # only absurd gradients do); it costs far less than all(isfinite(g))
@@ -163,4 +202,15 @@ def core(
         new_trees = jax.tree_util.tree_map(keep, trees, new_trees)
     else:  # one select of whole buffers
         new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
-    return new_tv, new_ov, new_trees, halt, l
+    return new_tv, new_ov, new_trees, halt, l, aux_of(plan, tv, grads)
+
+
+def aux_of(plan: Any, tv: list[Any], grads: list[Any]) -> dict[str, Any]:
+    """What a step reports beside its loss, kept on the device until a callback reads it:
+    ``grad_norm``, the 2-norm over every trainable array's gradient (float32, summed as
+    ``optax.global_norm``; ``ClipGlobalNorm`` computes the same expression, which XLA
+    computes once), and ``grads`` when ``plan.keep_grads``."""
+    aux = {"grad_norm": global_norm(grads).astype(jnp.float32)}
+    if getattr(plan, "keep_grads", False):
+        aux["grads"] = [g.astype(jnp.result_type(x)) for x, g in zip(tv, grads)]
+    return aux

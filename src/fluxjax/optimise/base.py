@@ -221,6 +221,26 @@ class Rule:
                 setattr(new, k, type(v)(r.resolve(t) if isinstance(r, Rule) else r for r in v))
         return new
 
+    def couples(self) -> bool:
+        """True when this rule (or a member) reads every gradient of the step at once, as
+        ``ClipGlobalNorm`` does; the engine then calls ``see_all`` before ``apply``."""
+        return any(r.couples() for r in self.children())
+
+    def see_all(self, grads: list[Any]) -> Rule:
+        """A copy whose coupling members have seen ``grads``, every trainable array's
+        gradient of this step (as ``resolve(t)`` gives a copy with the schedules
+        evaluated); ``self`` when nothing in it couples arrays."""
+        if not self.couples():
+            return self
+        new = copy.copy(self)
+        for k, v in self.hyperparameters().items():
+            if isinstance(v, Rule):
+                object.__setattr__(new, k, v.see_all(grads))
+            elif isinstance(v, list | tuple) and any(isinstance(r, Rule) for r in v):
+                seen = type(v)(r.see_all(grads) if isinstance(r, Rule) else r for r in v)
+                object.__setattr__(new, k, seen)
+        return new
+
     def replace(self, **changes: Any) -> Rule:
         """A copy with some hyperparameters changed, validated by the rule's constructor
         when it takes its fields by name (else the fields are set on a copy)."""

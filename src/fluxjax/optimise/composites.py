@@ -5,6 +5,7 @@ as Flux v0.12). The examples assume ``import jax.numpy as jnp``.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 
 from ._hyper import Hyper, _c, _first, _flag, _int, _static, _zeros
 from .base import Rule, check
+from .globalnorm import global_pnorm
 from .optax import as_rule
 
 # -- decay, clipping, skipping and accumulation: rules meant for an OptimiserChain -----
@@ -95,6 +97,9 @@ def _pnorm(dx: jax.Array, p: float) -> jax.Array:
 class ClipNorm(Rule):
     """Rescales the gradient when its p-norm (over this whole array) exceeds ω.
 
+    ``over="all"``: ``n`` is the p-norm over every trainable array together, so all
+    gradients are scaled by one factor (Keras's ``global_clipnorm``; see ``ClipGlobalNorm``).
+
     ``n = ‖g‖ₚ``, ``d = g·min(ω/n, 1)``. With ``throw=True`` (the default) a non-finite
     ``n`` is an error: the state ``(bad,)`` holds the flag, ``error(state)`` reports it, and
     ``update``/``train`` raise after the step, naming the parameter. ``throw=False``: no
@@ -107,19 +112,38 @@ class ClipNorm(Rule):
     (Array([ 0.6, -0.8], dtype=float32), Array(False, dtype=bool))
     """
 
-    formula = "n = ‖g‖ₚ (per array); d = g·min(ω/n, 1)"
+    formula = "n = ‖g‖ₚ (per array, or over all arrays); d = g·min(ω/n, 1)"
 
-    def __init__(self, omega: Hyper = 10.0, p: float = 2, *, throw: bool = True):
+    def __init__(
+        self, omega: Hyper = 10.0, p: float = 2, *, throw: bool = True, over: str = "array"
+    ):
         self.omega = check(self, "omega", omega, lo=0)
         p = _static(self, "p", p, lo=0, lo_open=True)
         self.p = int(p) if p.is_integer() else p
         self.throw = _flag(self, "throw", throw)
+        if over not in ("array", "all"):
+            raise ValueError(
+                f"ClipNorm: over must be 'array' (each array's own norm) or 'all' (one norm "
+                f"over every trainable array, as optax.clip_by_global_norm), got {over!r}."
+            )
+        self.over = over
 
     def init(self, x):
         return (jnp.asarray(False),) if self.throw else ()
 
+    def couples(self) -> bool:
+        return self.over == "all"
+
+    def see_all(self, grads):
+        if self.over != "all":
+            return self
+        new = copy.copy(self)
+        object.__setattr__(new, "_norm", global_pnorm(grads, self.p))
+        return new
+
     def apply(self, state, x, dx):
-        n = _pnorm(dx, self.p)
+        n = self.__dict__.get("_norm")
+        n = _pnorm(dx, self.p) if n is None else n.astype(jnp.real(dx).dtype)
         d = dx * jnp.minimum(_c(self.omega, x) / n, 1)
         return ((~jnp.isfinite(n),) if self.throw else ()), d
 

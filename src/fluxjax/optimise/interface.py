@@ -80,6 +80,13 @@ def _where(ok: Any, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+def see_all(rules: Any, grads: list[Any]) -> list[Rule]:
+    """The rules, those that couple arrays (``ClipGlobalNorm``) having seen every gradient."""
+    if not any(r.couples() for r in rules):
+        return list(rules)
+    return [r.see_all(grads) for r in rules]
+
+
 def apply_one(rule: Rule, state: Any, x: Any, g: Any, t: Any) -> tuple[Any, Any, Any, Any]:
     """One parameter's update: ``(new_x, new_state, new_t, error_flag_or_None)``."""
     r = rule.resolve(t + 1) if t is not None else rule
@@ -104,7 +111,7 @@ def apply_rules(
     the index of the first parameter whose rule reported an error (-1 when none)."""
     new_xs, new_states, new_ts = [], [], []
     first_err = jnp.asarray(-1, jnp.int32)
-    for i, (r, s, x, g, t) in enumerate(zip(rules.rules, states, xs, gs, ts)):
+    for i, (r, s, x, g, t) in enumerate(zip(see_all(rules.rules, gs), states, xs, gs, ts)):
         nx, ns, nt, err = apply_one(r, s, x, g, t)
         new_xs.append(nx)
         new_states.append(ns)

@@ -13,13 +13,14 @@ as an ``optax.GradientTransformation``.
   arithmetic (the parameter becomes ``x - step``), ``AccumGrad``, ``SkipNonFinite`` and
   schedules included.
 
-**Per array.** A fluxjax rule sees one array, its gradient and its state. A transformation
-that couples the arrays, such as ``optax.clip_by_global_norm`` (or ``optax.masked``,
-``optax.multi_transform``, anything reading the whole tree), is therefore applied to each
-array on its own: ``clip_by_global_norm(c)`` becomes a per-array ``clip_by_norm(c)``. For a
-global norm clip inside fluxjax use ``fx.ClipNorm`` on a single flattened parameter, or clip
-in your own Optax loop. Element-wise transformations (sgd, momentum, adam, adamw, lion,
-schedules, ``clip``, ``add_decayed_weights``, ...) give Optax's own results exactly.
+**Per array, and the global norm.** A fluxjax rule sees one array, its gradient and its
+state, so an Optax transformation is applied to each array on its own. The coupling people
+use most is handled over all arrays: ``optax.clip_by_global_norm(c)``, alone or inside an
+``optax.chain``, becomes ``fx.ClipGlobalNorm(c)``, which the engine hands every gradient of
+the step (Optax's arithmetic, one norm over all trainable arrays). Other transformations that
+read the whole tree (``optax.masked``, ``optax.multi_transform``) still act per array.
+Element-wise transformations (sgd, momentum, adam, adamw, lion, schedules, ``clip``,
+``add_decayed_weights``, ...) give Optax's own results exactly.
 
 An Optax transformation keeps its hyperparameters inside its own functions, so
 ``fx.adjust`` cannot change them and a callback's ``ctx.eta`` is ``None``; use the
@@ -123,11 +124,47 @@ def as_rule(opt: Any) -> Any:
     if hit is not None and hit[0] is opt:
         _WRAPPED.move_to_end(id(opt))
         return hit[1]
-    rule = OptaxRule(opt)
+    rule = _coupled(opt) or OptaxRule(opt)
     _WRAPPED[id(opt)] = (opt, rule)
     while len(_WRAPPED) > _MAX_WRAPPED:
         _WRAPPED.popitem(last=False)
     return rule
+
+
+def _cell(fn: Any, name: str) -> Any:
+    names = getattr(getattr(fn, "__code__", None), "co_freevars", ())
+    return fn.__closure__[names.index(name)].cell_contents if name in names else None
+
+
+def _coupled(opt: Any) -> Rule | None:
+    """A rule applying ``opt`` over all arrays at once where it couples them:
+    ``clip_by_global_norm(c)`` is ``ClipGlobalNorm(c)`` (the same arithmetic), and an
+    ``optax.chain`` holding one becomes an ``OptimiserChain`` of its members; ``None`` for
+    any other transformation (applied per array, element-wise)."""
+    name = getattr(opt.update, "__qualname__", "")
+    if name.startswith("with_extra_args_support.") and _cell(opt.update, "tx") is not None:
+        return _coupled(_cell(opt.update, "tx"))  # how optax.chain holds its members
+    if name.startswith("clip_by_global_norm."):
+        from .globalnorm import ClipGlobalNorm
+
+        return ClipGlobalNorm(float(_cell(opt.update, "max_norm")))
+    if name.startswith("chain.") and _cell(opt.init, "init_fns") is not None:
+        members = [
+            _coupled(_Pair(i, u)) or OptaxRule(_Pair(i, u))
+            for i, u in zip(_cell(opt.init, "init_fns"), _cell(opt.update, "update_fns"))
+        ]
+        if any(m.couples() for m in members):
+            from .composites import OptimiserChain
+
+            return OptimiserChain(*members)
+    return None
+
+
+class _Pair(NamedTuple):
+    """A chain member as a transformation (``init``, ``update``), as optax's own tuple."""
+
+    init: Any
+    update: Any
 
 
 # -- fluxjax rules as Optax transformations ---------------------------------------------
@@ -203,6 +240,7 @@ class _AsOptax:
         gs, treedef = jax.tree_util.tree_flatten(updates)
         xs = treedef.flatten_up_to(params)
         r = rule.resolve(state.count + 1) if rule.has_schedule() else rule
+        r = r.see_all(gs)  # a rule that couples arrays (ClipGlobalNorm) sees them all
         outs = [_leaf(r, s, x, g) for s, x, g in zip(state.states, xs, gs)]
         upds, new = [u for u, _, _ in outs], tuple(s2 for _, s2, _ in outs)
         errs = [e for _, _, e in outs if e is not None]

@@ -43,10 +43,13 @@ __all__ = [
     "SignDecay",
     "ClipGrad",
     "ClipNorm",
+    "ClipGlobalNorm",
     "InvDecay",
     "ExpDecay",
     "SkipNonFinite",
     "AccumGrad",
+    "EMA",
+    "SWA",
     "OptimiserChain",
     # Flux v0.12 names: the same class objects.
     "ADAM",
@@ -76,6 +79,7 @@ from ._hyper import (  # noqa: F401
     _two,
     _zeros,
 )
+from .averaging import EMA, SWA  # noqa: F401
 from .composites import (  # noqa: F401  (re-exported: every rule is listed here)
     AccumGrad,
     ClipGrad,
@@ -89,6 +93,7 @@ from .composites import (  # noqa: F401  (re-exported: every rule is listed here
     SkipNonFinite,
     WeightDecay,
 )
+from .globalnorm import ClipGlobalNorm  # noqa: F401
 
 # -- plain gradient descent ------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from .animation import animate_training
 from .curves import loss_curve
 from .fits import fit
 from .live import live
+from .lrfind import lr_find
 from .network import chain
 from .paths import trajectories
 
-__all__ = ["loss_curve", "fit", "animate_training", "chain", "trajectories", "live"]
+__all__ = ["loss_curve", "fit", "animate_training", "chain", "trajectories", "live", "lr_find"]

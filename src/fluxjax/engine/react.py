@@ -1,0 +1,105 @@
+"""What a run does around its callbacks so that their wishes and changes take effect at
+the next step (internal).
+
+* ``before``: a callback that reads the step's gradients (``fx.every(n, f, grads=True)``)
+  makes the plan's program keep the last step's gradients; the plan keeps that program
+  from then on, so later runs do not switch programs back.
+* ``after``: a callback that changed a rule's hyperparameters (``opt.eta = ...``,
+  ``fx.adjust(state, ...)``, ``fx.reduce_on_plateau``) has the plan take the rules as they
+  are now and compile its program with them, so the change applies from the next step, in
+  a fused run and a step-by-step one alike (hyperparameters are constants of the program).
+  Changes to the model's arrays need nothing: every call reads them from the model.
+* ``replan``: a callback that changed what is trained (``ps.add``/``ps.remove``,
+  ``fx.freeze``, a rule of another kind) has the run continue with the plan for that now:
+  the old plan gives its optimiser state back, the new one packs it (new arrays get fresh
+  state), from the next step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..optimise.base import Rule, rule_version
+from ..optimise.interface import RulesKey
+
+
+def before(plan: Any, sched: Any) -> None:
+    """Prepare ``plan`` for this run's callbacks (before its first step)."""
+    if getattr(sched, "wants_grads", False) and not plan.keep_grads:
+        plan.keep_grads = True
+        plan.programs.clear()
+
+
+def live_rules(plan: Any) -> list[Rule]:
+    """The rules as the user's objects hold them now: explicit mode's Leafs may hold new
+    rule objects (``fx.adjust`` replaces them); implicit mode's rules change in place."""
+    if isinstance(plan.source, Rule):
+        return list(plan.rules)
+    return [lf.rule for lf in plan.source]
+
+
+def after(plan: Any) -> bool:
+    """Take changed hyperparameters into ``plan`` (after callbacks ran); True when they
+    changed. A change of a rule's kind, or between a number and a schedule, is left to the
+    next ``train`` call (which builds a new plan)."""
+    if plan.rules_version == rule_version():
+        return False
+    rules = live_rules(plan)
+    key = RulesKey(tuple(rules))
+    same_kind = all(
+        type(a) is type(b) and a.has_schedule() == b.has_schedule()
+        for a, b in zip(rules, plan.rules)
+    )
+    if not same_kind:
+        return False  # the next call's cache look-up sees the change and builds a plan
+    plan.rules_version = rule_version()
+    if key == plan.rkey:
+        return False
+    from .plan import _eta
+
+    plan.rules, plan.rkey = rules, key
+    plan.programs.clear()  # compiled with the old values
+    plan.eta = _eta(rules[0]) if rules else None
+    if plan.eta is not None or not plan.need_t:
+        plan.callback_eta = plan.eta
+    return True
+
+
+def replan(run: Any) -> None:
+    """Switch ``run`` to the plan for its (loss, target, opt) as they are now, if that is
+    another plan (after callbacks ran)."""
+    find = getattr(run, "find", None)
+    if find is None or run.plan.placement is not None:
+        return
+    new = find()
+    if new is run.plan:
+        return
+    run.plan.flush()
+    if not new.owns_state():
+        new.acquire()
+    before(new, run.sched)
+    run.plan, run.eta = new, new.callback_eta
+    run.call_start = new.steps_done - run.done
+
+
+PRECISIONS = (None, "float32", "bfloat16")
+
+
+def set_precision(plan: Any, precision: str | None) -> None:
+    """Compute ``plan``'s steps in ``precision`` (``"bfloat16"``: parameters, float32 batch
+    arrays and the loss computed in bfloat16; the master weights, their gradients and the
+    optimiser state stay float32); a change compiles the program again."""
+    if precision not in PRECISIONS:
+        hint = (
+            " float16 needs dynamic loss scaling, which fluxjax does not have yet; use "
+            "bfloat16 (same range as float32)."
+            if precision == "float16"
+            else ""
+        )
+        raise ValueError(
+            f"train: precision must be None, 'float32' or 'bfloat16', got {precision!r}.{hint}"
+        )
+    precision = None if precision == "float32" else precision
+    if getattr(plan, "precision", None) != precision:
+        plan.precision = precision
+        plan.programs.clear()
