@@ -11,7 +11,8 @@ structure and the backend, the same in every process.
 * ``"step"`` when the backend is the CPU and the step holds a convolution: XLA's CPU
   backend compiles a convolution's gradient inside a loop body without its fast kernels
   (a small CNN measured 8x slower per step in a loop than as a lone step, whatever the
-  count), so such a plan takes one compiled step per batch.
+  count), so such a plan takes one compiled step per batch; and when its matrix products
+  exceed ``LOOP_FLOPS`` a step (a large model's step ran at 0.7x in a loop body).
 
 ``train(..., fuse=True)`` or ``fuse=False`` forces the form (the two forms may then differ
 in the last bits); ``fx.explain`` shows the form and why.
@@ -23,6 +24,7 @@ a memory budget (``BUDGET_FRACTION`` of the device's memory where JAX reports it
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -31,6 +33,11 @@ import numpy as np
 CPU_BUDGET = 2 * 2**30
 BUDGET_FRACTION = 0.25
 SLOW_IN_LOOPS = {"conv_general_dilated"}  # primitives XLA's CPU backend runs slowly in loops
+# matrix products per step (forward and backward) above which a lone step beats the loop on
+# the CPU, where XLA runs a loop body's large products slower than a lone step's. Measured
+# on 2 cores (784-w-w-10 MLP, batch 128, Adam): the loop wins at w = 64 (29 MFLOP), ties at
+# w = 256 (155), and a call of one looped step runs at 0.7x of a lone step at w = 1024.
+LOOP_FLOPS = 1e8
 
 
 def form(plan: Any, fuse: bool | None, batch: Any) -> tuple[str, str]:
@@ -39,17 +46,25 @@ def form(plan: Any, fuse: bool | None, batch: Any) -> tuple[str, str]:
         return ("loop" if fuse else "step"), f"forced: fuse={fuse}"
     if jax.default_backend() != "cpu":
         return "loop", f"backend {jax.default_backend()}: steps between callbacks in one call"
-    found = _primitives(plan, batch) & SLOW_IN_LOOPS
+    names, flops = _traced(plan, batch)
+    found = names & SLOW_IN_LOOPS
     if found:
         return "step", (
             f"the step holds {', '.join(sorted(found))}, which XLA's CPU backend runs "
             "much slower inside a loop: one compiled step per batch"
         )
-    return "loop", "steps between callbacks in one call"
+    if flops > LOOP_FLOPS:
+        return "step", (
+            f"the step's matrix products take {flops / 1e6:.0f} MFLOP (> {LOOP_FLOPS / 1e6:.0f}), "
+            "which XLA's CPU backend runs slower inside a loop body than in a lone step: one "
+            "compiled step per batch"
+        )
+    return "loop", f"steps between callbacks in one call ({flops / 1e6:.1f} MFLOP a step)"
 
 
-def _primitives(plan: Any, batch: Any) -> set[str]:
-    """The names of the primitives in the traced loss and gradient of ``plan``."""
+def _traced(plan: Any, batch: Any) -> tuple[set[str], float]:
+    """The names of the primitives in the traced loss and gradient of ``plan``, and the
+    floating-point operations of its matrix products (a scan's body counted per step)."""
     from .step import loss_and_grads
 
     tv = [p.get() for p in plan.entries]
@@ -57,17 +72,23 @@ def _primitives(plan: Any, batch: Any) -> set[str]:
     jaxpr = jax.make_jaxpr(lambda tv, ov, b: loss_and_grads(plan, tv, ov, b)[:2])(tv, ov, batch)
     names: set[str] = set()
 
-    def visit(jx: Any) -> None:
+    def visit(jx: Any) -> float:
+        flops = 0.0
         for eqn in jx.eqns:
             names.add(eqn.primitive.name)
+            if eqn.primitive.name == "dot_general":
+                (lc, _), _ = eqn.params["dimension_numbers"]
+                k = math.prod(eqn.invars[0].aval.shape[d] for d in lc)
+                flops += 2.0 * k * math.prod(eqn.outvars[0].aval.shape)
+            times = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
             for v in eqn.params.values():
                 for sub in v if isinstance(v, tuple | list) else (v,):
                     sub = getattr(sub, "jaxpr", sub)  # a ClosedJaxpr holds its Jaxpr
                     if hasattr(sub, "eqns"):
-                        visit(sub)
+                        flops += times * visit(sub)
+        return flops
 
-    visit(jaxpr.jaxpr)
-    return names
+    return names, visit(jaxpr.jaxpr)
 
 
 def budget() -> int:
