@@ -141,7 +141,7 @@ class Swap:
         if isinstance(self.target, Params):
             entries = list(self.target.entries)
             for p, rec in zip(entries, implicit_state(self.opt, entries)):
-                s = _find(self.opt, rec[0], self.avg)
+                s = _find(self.opt, rec.state, self.avg)
                 if s is not None:
                     out.append((p, self.avg.average(s)))
         elif isinstance(self.opt, OptimiserState):
