@@ -383,3 +383,23 @@ def check_loss_depends(
         UserWarning,
         stacklevel=2,
     )
+
+
+def unknown_keyword(
+    fn: str, unknown: dict[str, Any], keywords: tuple[str, ...], aliases: dict[str, str]
+) -> TypeError:
+    """The error for a keyword ``fn`` does not take (``epoch=3``, Keras's ``callbacks=``),
+    naming the nearest one it does take.
+
+    >>> print(unknown_keyword("train", {"epoch": 3}, ("cb", "epochs"), {}))
+    train: unknown keyword argument epoch=3. Did you mean epochs=? train takes cb=, epochs= ...
+    """
+    import difflib
+
+    name = next(iter(unknown))
+    near = aliases.get(name) or next(iter(difflib.get_close_matches(name, keywords, 1)), None)
+    hint = f" Did you mean {near}=?" if near else ""
+    return TypeError(
+        f"{fn}: unknown keyword argument {name}={unknown[name]!r}.{hint} {fn} takes "
+        f"{', '.join(k + '=' for k in keywords)} after its positional arguments."
+    )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,11 +35,14 @@ from ..optimise.optax import as_rule
 from . import cache, program, react
 from .history import TrainHistory
 from .plan import Plan
-from .schedule import Schedule
+from .schedule import LAST_SCHEDULE, Schedule
 from .scope import captured_arrays, loss_key
 from .sources import open_source, same_batch, signature
 
 _WARNED: set[Any] = set()
+KEYWORDS = ("cb", "epochs", "progress", "compile", "steps_per_call", "devices", "mesh")
+KEYWORDS += ("shard_params", "fuse", "precision")
+ALIASES = {"callbacks": "cb", "callback": "cb", "nb_epoch": "epochs", "verbose": "progress"}
 
 
 def _warn_once(key: Any, text: str) -> None:
@@ -115,7 +117,7 @@ def train(
     (3.0, 500)
     """
     if unknown:
-        raise _unknown_keyword(unknown)
+        raise checks.unknown_keyword("train", unknown, KEYWORDS, ALIASES)
     opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
     plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
     if plan is None:  # a new call: check its arguments
@@ -138,7 +140,7 @@ def train(
     plan.check(False, plan.steps_done)
     if compile and not plan.warned_captured:
         _warn_captured(plan, loss)
-    sched = _schedule(cb, steps_per_call)
+    sched = LAST_SCHEDULE.get(cb, steps_per_call)
     hist = TrainHistory()
     run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs))
     run.find = lambda: cache.find(loss, target, opt)  # a callback may change Params
@@ -160,33 +162,6 @@ def train(
     return hist
 
 
-KEYWORDS = (
-    "cb",
-    "epochs",
-    "progress",
-    "compile",
-    "steps_per_call",
-    "devices",
-    "mesh",
-    "shard_params",
-    "fuse",
-)
-
-
-def _unknown_keyword(unknown: dict[str, Any]) -> TypeError:
-    """The error for a keyword ``train`` does not take (``epoch=3``, Keras's ``callbacks=``)."""
-    import difflib
-
-    name = next(iter(unknown))
-    aliases = {"callbacks": "cb", "callback": "cb", "nb_epoch": "epochs", "verbose": "progress"}
-    near = aliases.get(name) or next(iter(difflib.get_close_matches(name, KEYWORDS, 1)), None)
-    hint = f" Did you mean {near}=?" if near else ""
-    return TypeError(
-        f"train: unknown keyword argument {name}={unknown[name]!r}.{hint} train takes "
-        f"{', '.join(k + '=' for k in KEYWORDS)} after (loss, target, data, opt)."
-    )
-
-
 def _warn_captured(plan: Plan, loss: Any) -> None:
     plan.warned_captured = True
     found = captured_arrays(loss)
@@ -198,36 +173,6 @@ def _warn_captured(plan: Plan, loss: Any) -> None:
             "them are ignored. Pass them through `data` (e.g. [(X, Y)] with "
             "loss(x, y)) or keep them in a module.",
         )
-
-
-class _LastSchedule:
-    """The callbacks of the last call, parsed (a loop of ``train`` calls passes the same
-    ``cb`` each time). Holds the callback weakly where it can."""
-
-    def __init__(self) -> None:
-        self.cb: Any = None
-        self.steps_per_call: int | None = None
-        self.schedule: Schedule | None = None
-
-    def get(self, cb: Any, steps_per_call: int | None) -> Schedule:
-        held = self.cb() if isinstance(self.cb, weakref.ref) else self.cb
-        if self.schedule is not None and held is cb and steps_per_call == self.steps_per_call:
-            return self.schedule.fresh()
-        self.schedule = Schedule(cb, steps_per_call)
-        try:
-            self.cb = weakref.ref(cb)
-        except TypeError:  # a list, None: not weakly referenceable
-            self.cb = cb
-        self.steps_per_call = steps_per_call
-        return self.schedule.fresh()
-
-
-LAST_SCHEDULE = _LastSchedule()
-
-
-def _schedule(cb: Any, steps_per_call: int | None) -> Schedule:
-    """A fresh Schedule for this call (parsing ``cb`` only when it is a new object)."""
-    return LAST_SCHEDULE.get(cb, steps_per_call)
 
 
 def _bar(progress: bool, data: Any, n_epochs: int) -> Any:

@@ -164,3 +164,28 @@ class Schedule:
                     error = error or e
         if error is not None:
             raise error
+
+
+class _LastSchedule:
+    """The callbacks of the last call, parsed (a loop of ``train`` calls passes the same
+    ``cb`` each time). Holds the callback weakly where it can."""
+
+    def __init__(self) -> None:
+        self.cb: Any = None
+        self.steps_per_call: int | None = None
+        self.schedule: Schedule | None = None
+
+    def get(self, cb: Any, steps_per_call: int | None) -> Schedule:
+        held = self.cb() if isinstance(self.cb, weakref.ref) else self.cb
+        if self.schedule is not None and held is cb and steps_per_call == self.steps_per_call:
+            return self.schedule.fresh()
+        self.schedule = Schedule(cb, steps_per_call)
+        try:
+            self.cb = weakref.ref(cb)
+        except TypeError:  # a list, None: not weakly referenceable
+            self.cb = cb
+        self.steps_per_call = steps_per_call
+        return self.schedule.fresh()
+
+
+LAST_SCHEDULE = _LastSchedule()
