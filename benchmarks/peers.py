@@ -95,8 +95,8 @@ def mlp_data(steps: int, B: int, D: int, C: int) -> tuple[np.ndarray, np.ndarray
     return X, np.eye(C, dtype=np.float32)[Y]
 
 
-def mlp_jit(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
-    """An MLP (relu, softmax cross-entropy, Adam) stepped batch by batch."""
+def _mlp(widths: tuple[int, ...], steps: int, B: int) -> tuple:
+    """The MLP's data, loss, Optax Adam and ``[params, state]`` box (He-scaled weights)."""
     X, Yh = mlp_data(steps, B, widths[0], widths[-1])
     ks = jax.random.split(jax.random.PRNGKey(0), len(widths) - 1)
     p = [
@@ -104,13 +104,19 @@ def mlp_jit(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
         for k, a, b in zip(ks, widths[:-1], widths[1:])
     ]
     tx = optax.adam(1e-3)
-    box = [p, tx.init(p)]
 
     def loss(p, x, y):
         for W, b in p[:-1]:
             x = jax.nn.relu(x @ W + b)
         W, b = p[-1]
         return optax.softmax_cross_entropy(x @ W + b, y).mean()
+
+    return X, Yh, loss, tx, [p, tx.init(p)]
+
+
+def mlp_jit(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
+    """An MLP (relu, softmax cross-entropy, Adam) stepped batch by batch."""
+    X, Yh, loss, tx, box = _mlp(widths, steps, B)
 
     @jax.jit
     def step(p, s, x, y):
@@ -134,20 +140,7 @@ def mlp_jit(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
 
 def mlp_scan(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
     """The same MLP's steps in one ``lax.scan`` over the batches (the hand fused loop)."""
-    X, Yh = mlp_data(steps, B, widths[0], widths[-1])
-    ks = jax.random.split(jax.random.PRNGKey(0), len(widths) - 1)
-    p = [
-        (jax.random.normal(k, (a, b)) * (2 / a) ** 0.5, jnp.zeros(b))
-        for k, a, b in zip(ks, widths[:-1], widths[1:])
-    ]
-    tx = optax.adam(1e-3)
-    box = [p, tx.init(p)]
-
-    def loss(p, x, y):
-        for W, b in p[:-1]:
-            x = jax.nn.relu(x @ W + b)
-        W, b = p[-1]
-        return optax.softmax_cross_entropy(x @ W + b, y).mean()
+    X, Yh, loss, tx, box = _mlp(widths, steps, B)
 
     xs = jax.device_put(X.reshape(steps, B, -1))
     ys = jax.device_put(Yh.reshape(steps, B, -1))
