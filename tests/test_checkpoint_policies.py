@@ -228,3 +228,23 @@ def test_a_kill_during_a_background_write_keeps_the_previous_file(tmp_path):
     ck = fx.Checkpointer(folder, m, fx.Adam(0.01))
     assert ck.resume()["step"] == 7
     assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
+
+
+def test_a_new_checkpointer_waits_for_another_ones_background_write(tmp_path):
+    """A resume (or ``latest``) in the same process sees the file another Checkpointer is
+    still writing in the background, complete (found by a race in the suite)."""
+    import time
+
+    from fluxjax import _ckpt
+
+    m = fx.Dense(1, 1)
+    fx.save(tmp_path / "seed.safetensors", m)
+    w = _ckpt.Writer(str(tmp_path))
+
+    def slow():
+        time.sleep(0.5)
+        os.replace(tmp_path / "seed.safetensors", tmp_path / "checkpoint-00000005.safetensors")
+
+    w.submit(slow)
+    assert fx.Checkpointer.latest(tmp_path).endswith("checkpoint-00000005.safetensors")
+    w.wait()

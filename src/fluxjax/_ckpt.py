@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -81,11 +82,12 @@ def retained(
 class Writer:
     """Runs one write at a time on a background thread; ``wait()`` joins it and raises the
     error it met, if any. The thread is not a daemon: the interpreter finishes a write in
-    progress before it exits."""
+    progress before it exits. Every writer of a folder is known to ``settle(folder)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str = "") -> None:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        WRITERS.setdefault(os.path.abspath(folder), weakref.WeakSet()).add(self)
 
     def submit(self, job: Callable[[], None]) -> None:
         self.wait()
@@ -117,6 +119,19 @@ class Writer:
         if self._error is not None:
             e, self._error = self._error, None
             raise e
+
+
+WRITERS: dict[str, weakref.WeakSet[Writer]] = {}  # folder -> the writers writing into it
+
+
+def settle(folder: str) -> None:
+    """Wait for every background write into ``folder`` in this process (another
+    Checkpointer's too), so that what is read there next is complete. A writer's error stays
+    with its own Checkpointer, raised at its next save, ``wait()`` or ``files()``."""
+    for w in list(WRITERS.get(os.path.abspath(folder), ())):
+        thread = w._thread
+        if thread is not None:
+            thread.join()
 
 
 class Signals:

@@ -150,7 +150,7 @@ class Checkpointer(Scheduled):
                 )
         self.background, self._clock = background, clock
         self._signals = _ckpt.Signals() if on_signal else None
-        self._writer = _ckpt.Writer()
+        self._writer = _ckpt.Writer(self.folder)
         self._scores: dict[str, float | None] = {}
         self.step = 0  # the global step: updates made, across train calls and resumes
         self._base, self._seen, self._saved = 0, 0, 0
@@ -315,6 +315,7 @@ class Checkpointer(Scheduled):
         """Load the newest complete checkpoint (skipping, with a warning, any that fails its
         checks); returns its info with ``path`` added, or ``None`` if there is none."""
         self._writer.wait()
+        _ckpt.settle(self.folder)  # another Checkpointer of this process may still write here
         _ckpt.remove_temporaries(self.folder, self.prefix)
         for p in reversed(self.files()):
             try:
@@ -341,6 +342,7 @@ class Checkpointer(Scheduled):
         >>> fx.Checkpointer.latest(tempfile.mkdtemp()) is None
         True
         """
+        _ckpt.settle(os.fspath(folder))  # a background write of this process: finished first
         for _, p in reversed(_ckpt.files_in(os.fspath(folder), prefix)):
             try:
                 _files.read_header(p)
