@@ -6,6 +6,7 @@ then returns a zero-argument function doing one timed run."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -78,6 +79,12 @@ def seed_scan(batches: list, epochs: int) -> Callable[[], None]:
 
         (p, s), ls = jax.lax.scan(body, (p, s), jnp.arange(nb * epochs))
         return p, s, ls[-1]
+
+    return _scanning(run_scan, box)
+
+
+def _scanning(run_scan: Callable[..., Any], box: list) -> Callable[[], None]:
+    """A timed run of a jitted scan over ``box = [params, state]``, warmed up once."""
 
     def run():
         p, s, l = run_scan(*box)
@@ -156,13 +163,7 @@ def mlp_scan(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
         (p, s), ls = jax.lax.scan(body, (p, s), (xs, ys))
         return p, s, ls[-1]
 
-    def run():
-        p, s, l = run_scan(*box)
-        l.block_until_ready()
-        box[:] = [p, s]
-
-    run()
-    return run
+    return _scanning(run_scan, box)
 
 
 def optax_adam_update(m, g) -> Callable[[], None]:
