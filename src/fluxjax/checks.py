@@ -317,8 +317,9 @@ def explain_trace_error(e: Exception) -> TypeError:
     )
 
 
-def depends_on_inputs(jaxpr: Any) -> bool:
-    """Whether the first output of a jaxpr can depend on any of its inputs (a forward walk:
+def depends_on_inputs(jaxpr: Any, n: int | None = None) -> bool:
+    """Whether the first output of a jaxpr can depend on any of its inputs (on its first
+    ``n`` inputs, when given) (a forward walk:
     an equation with a live input makes all its outputs live; higher-order primitives are
     taken whole, so the answer errs towards True).
 
@@ -328,7 +329,7 @@ def depends_on_inputs(jaxpr: Any) -> bool:
     >>> depends_on_inputs(jax.make_jaxpr(lambda w: jnp.float32(1.0) + 0)(jnp.ones(3)).jaxpr)
     False
     """
-    live = {id(v) for v in jaxpr.invars}
+    live = {id(v) for v in jaxpr.invars[:n]}
     for eqn in jaxpr.eqns:
         if any(id(v) in live for v in eqn.invars if not _literal(v)):
             live.update(id(v) for v in eqn.outvars)
@@ -370,8 +371,12 @@ def check_loss_depends(
     finally:
         if appended is not None:
             del appended[n:]
-    if depends_on_inputs(closed.jaxpr):
-        return
+    if not depends_on_inputs(closed.jaxpr):
+        warn_loss_independent(vals, slots)
+
+
+def warn_loss_independent(vals: list[Any], slots: list[Any]) -> None:
+    """The warning of ``check_loss_depends``: the loss reads none of ``vals``."""
     names = ", ".join(f"{s.label()} {tuple(v.shape)}" for s, v in zip(slots[:4], vals))
     more = f" and {len(vals) - 4} more" if len(vals) > 4 else ""
     warnings.warn(
@@ -381,7 +386,7 @@ def check_loss_depends(
         "m inside the loss; in explicit mode the loss must use its model argument), and "
         "return a loss computed from that model, not a constant.",
         UserWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
 
 

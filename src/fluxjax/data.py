@@ -343,6 +343,35 @@ class DataLoader:
             tail = tail[i * len(tail) // n : (i + 1) * len(tail) // n]
         return full, tail
 
+    def next_epochs(self, k: int) -> np.ndarray:
+        """The observation orders of the next ``k`` whole epochs, shape ``(k, nobs)``: the
+        orders ``k`` calls of ``epoch_indices()`` would draw, in one draw (for a fused
+        training loop); the loader moves on ``k`` epochs. A loader restored mid-epoch
+        finishes that epoch with ``epoch_indices()`` first.
+
+        >>> import numpy as np, fluxjax as fx
+        >>> a = fx.DataLoader(np.arange(5), batchsize=2, shuffle=True, rng=0)
+        >>> b = fx.DataLoader(np.arange(5), batchsize=2, shuffle=True, rng=0)
+        >>> rows = a.next_epochs(3)
+        >>> all((rows[i] == np.concatenate(b.epoch_indices(), axis=None)).all() for i in range(3))
+        True
+        """
+        if self.position:
+            raise ValueError(
+                "next_epochs: the loader was restored mid-epoch; take the rest of that epoch "
+                "with epoch_indices() first."
+            )
+        rng = host_rng() if self._rng is None else self._rng
+        base = np.tile(np.arange(self._nobs), (k, 1))
+        if not self._shuffle:
+            rows = base
+        else:  # row i is the permutation the i-th of k permutation() calls would draw
+            rows = rng.permuted(base, axis=1)
+        self._iters += k  # as k iterations started: one in progress no longer moves on
+        self._drawn = (rows[-1], self._epoch + k - 1)
+        self._epoch, self._cur, self._pos, self._resume = self._epoch + k, None, 0, False
+        return rows
+
     def seek(self, position: int) -> None:
         """For a fused training loop: of the epoch last returned by ``epoch_indices()``,
         only ``position`` batches (counted from the epoch's start) have been trained so far.

@@ -40,6 +40,17 @@ __all__ = ["Module", "trainable", "fmap", "f32", "f64", "gpu", "cpu", "nparams"]
 _LIVE: weakref.WeakSet[Module] = weakref.WeakSet()
 
 
+class _StructureClock:
+    """Counts structure changes of every module (``structure_version`` counts one
+    module's): a plan whose clock reading is unchanged needs no walk over its modules."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+
+STRUCTURE_CLOCK = _StructureClock()
+
+
 def structure_version(m: Module) -> int:
     """A per-module counter bumped whenever ``m``'s non-array structure changes (a layer,
     an activation or a flag assigned, an attribute added or deleted; assigning an array over
@@ -222,11 +233,13 @@ class Module:
             )
         if not (is_array(value) and is_array(old)):
             d["_fx_version"] = d.get("_fx_version", 0) + 1
+            STRUCTURE_CLOCK.now += 1
         d[name] = value
 
     def __delattr__(self, name: str) -> None:
         d = self.__dict__
         d["_fx_version"] = d.get("_fx_version", 0) + 1
+        STRUCTURE_CLOCK.now += 1
         object.__delattr__(self, name)
 
     def trainable(self) -> tuple[str, ...] | None:

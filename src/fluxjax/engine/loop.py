@@ -124,12 +124,17 @@ def train(
         checks.check_opt(opt)
         if isinstance(target, tuple) and not target:
             target = checks.NOTHING  # Flux's train!(loss, (), data, opt): the loss runs, no update
-    epochs = checks.check_epochs(epochs)
+    if type(epochs) is not int or epochs < 0:
+        epochs = checks.check_epochs(epochs)
     if steps_per_call is not None:
         steps_per_call = checks.check_count(steps_per_call, "steps_per_call", lo=1)
     if fuse is not None and not isinstance(fuse, bool):
         raise TypeError(f"train: fuse must be None, True or False, got {fuse!r}.")
-    checks.check_data(data, epochs)
+    # the tutorial's loop passes the list holding the very batch of the last call: checked
+    seen = plan is not None and type(data) is list and len(data) == 1
+    seen = seen and same_batch(data[0], plan.last_batch)
+    if not seen:
+        checks.check_data(data, epochs)
     if plan is None:
         plan = cache.find(loss, target, opt)
     react.set_precision(plan, precision)  # "bfloat16": mixed precision, float32 masters
@@ -137,15 +142,14 @@ def train(
         plan.acquire()
     # the plan's arrays on the devices (None: one device; arrays in place stay as they are)
     distributed.use(plan, distributed.Placement.from_args(devices, mesh, shard_params))
-    plan.check(False, plan.steps_done)
     if compile and not plan.warned_captured:
         _warn_captured(plan, loss)
     sched = LAST_SCHEDULE.get(cb, steps_per_call)
     hist = TrainHistory()
-    run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs))
-    run.find = lambda: cache.find(loss, target, opt)  # a callback may change Params
+    run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs) if progress else None)
+    run.args = (loss, target, opt)  # a callback may change Params: react.replan
     try:
-        run.go(data, epochs)
+        run.go(data, epochs, seen)
         # a call of several steps waits for its last one and reports a failure now; a
         # call of one step (the per-epoch loop) within a few calls, to keep dispatching
         plan.check(not compile or plan.steps_done - run.call_start > 1, run.call_start)
@@ -244,10 +248,13 @@ class Run:
         self.sps: float | None = getattr(plan, "sps", None)
         self.src: Any = None
         self.last: Any = None  # (loss, epoch, batch index) of the last step
+        self.args: Any = None  # (loss, target, opt) of the call, to find its plan again
 
-    def go(self, data: Any, n_epochs: int) -> None:
+    def go(self, data: Any, n_epochs: int, seen: bool = False) -> None:
+        """Take ``n_epochs`` passes over ``data`` (``seen``: a list holding the batch of
+        the plan's last call)."""
         react.before(self.plan, self.sched)  # fx.every(..., grads=True): keep gradients
-        self.src = src = open_source(data, n_epochs, self.plan, self.compile)
+        self.src = src = open_source(data, n_epochs, self.plan, self.compile, seen)
         self.sched.start(self.sps)
         try:
             while src.total is None or self.pos < src.total:
@@ -299,7 +306,7 @@ class Run:
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if react.after(self.plan):  # a callback changed hyperparameters: from the next step
             self.eta = self.plan.callback_eta
-        react.replan(self)  # ... or the Params, or froze arrays: the plan for them now
+        react.replan(self, cache.find)  # ... or the Params, or froze arrays: the plan for them now
         if stopped:
             raise _Stopped
 

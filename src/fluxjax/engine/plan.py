@@ -21,10 +21,11 @@ import numpy as np
 
 from ..autodiff import Param, _group
 from ..distributed import wrap
-from ..module import Module, modules, structure_version, walk
+from ..module import STRUCTURE_CLOCK, Module, modules, structure_version, walk
 from ..optimise.base import Rule, rule_version
 from ..optimise.interface import RulesKey, implicit_state
 from . import policy, program
+from .groups import Grouping
 from .packing import Packer
 from .scope import reachable
 
@@ -83,6 +84,7 @@ class Plan:
         owners = [s.owner for p in entries for s in p.slots]
         watched = {id(m): m for m in [*visible, *owners]}
         # each module's structure counter now: a change to any of them makes this plan stale
+        self.clock = STRUCTURE_CLOCK.now
         self.watch = [(m.__dict__, structure_version(m)) for m in watched.values()]
         self.others = _group(
             (o, path, a)
@@ -102,6 +104,7 @@ class Plan:
         self.need_t = any(r.has_schedule() for r in rules)
         self.tolerant = any(skips_nonfinite(r) for r in rules)
         self.packer: Packer | None = None
+        self.grouping: Grouping | None = None  # which arrays update as one (groups)
         self.bufs: list[Any] = []
         self.halt: Any = None
         self.pending: deque[Any] = deque()  # unread ``halt`` vectors, oldest first
@@ -119,6 +122,7 @@ class Plan:
         )
         self.warned_captured = False
         self.depends_checked = False  # whether the loss was checked to read the arrays
+        self.traced: Any = None  # (a batch, the shapes of `others` after a step on it)
         self.eager = False
         # the form of this plan's one program ("loop" or "step"), fixed by its first call
         # (policy.form), and why; ``fuse=`` forces it before then
@@ -152,7 +156,13 @@ class Plan:
 
     def stale(self) -> bool:
         """True when a module this plan was built from has changed its structure."""
-        return any(d.get("_fx_version", 0) != v for d, v in self.watch)
+        now = STRUCTURE_CLOCK.now
+        if now == self.clock:  # no module anywhere changed structure since the last look
+            return False
+        if any(d.get("_fx_version", 0) != v for d, v in self.watch):
+            return True
+        self.clock = now
+        return False
 
     # -- who holds the live optimiser state -------------------------------------------
     def _records(self) -> list[Any]:
@@ -168,8 +178,11 @@ class Plan:
         self.t0 = (
             int(trees[0][1]) if self.need_t and trees else 0
         )  # updates already made (schedules)
-        self.packer = Packer(trees)
-        self.bufs = self.packer.host_pack(trees) if trees else []
+        # small arrays sharing an elementwise rule update as one (the state decides which)
+        self.grouping = Grouping(self.rules, [p.get() for p in self.entries], trees)
+        merged = self.grouping.merge(trees)
+        self.packer = Packer(merged)
+        self.bufs = self.packer.host_pack(merged) if merged else []
         self.halt = jax.device_put(np.zeros((3,), np.int32))
         self.pending = deque()
         self.steps_done = 0
@@ -194,7 +207,7 @@ class Plan:
         if not self.owned:
             return
         self.owned = False
-        trees = self.packer.host_unpack(self.bufs)
+        trees = self.grouping.split(self.packer.host_unpack(self.bufs))
         if isinstance(self.source, Rule):
             store = self.source._implicit_store()
             store.owner = None

@@ -30,6 +30,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from .. import checks
+
 CPU_BUDGET = 2 * 2**30
 BUDGET_FRACTION = 0.25
 SLOW_IN_LOOPS = {"conv_general_dilated"}  # primitives XLA's CPU backend runs slowly in loops
@@ -64,12 +66,23 @@ def form(plan: Any, fuse: bool | None, batch: Any) -> tuple[str, str]:
 
 def _traced(plan: Any, batch: Any) -> tuple[set[str], float]:
     """The names of the primitives in the traced loss and gradient of ``plan``, and the
-    floating-point operations of its matrix products (a scan's body counted per step)."""
+    floating-point operations of its matrix products (a scan's body counted per step).
+
+    This first trace of the step also serves the plan's other questions, so the loss is
+    traced once more only to compile: whether the loss reads the trainable arrays at all
+    (``checks.warn_loss_independent``), and the shapes of the layer state a step replaces
+    for this ``batch`` (``plan.traced``, which ``program.build`` reads)."""
     from .step import loss_and_grads
 
     tv = [p.get() for p in plan.entries]
     ov = [p.get() for p in plan.others]
-    jaxpr = jax.make_jaxpr(lambda tv, ov, b: loss_and_grads(plan, tv, ov, b)[:2])(tv, ov, batch)
+    check, plan.depends_checked = not plan.depends_checked, True
+    jaxpr, shapes = jax.make_jaxpr(
+        lambda tv, ov, b: loss_and_grads(plan, tv, ov, b)[:3], return_shape=True
+    )(tv, ov, batch)
+    plan.traced = (batch, shapes[2])  # the step's batch, the arrays of `others` after it
+    if check and tv and not checks.depends_on_inputs(jaxpr.jaxpr, len(tv)):
+        checks.warn_loss_independent(tv, plan.entries)
     names: set[str] = set()
 
     def visit(jx: Any) -> float:

@@ -121,12 +121,14 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
             ch = [full[k] for k in plan.changed]
             return tv, ch, plan.packer.pack(trees), halt, l.astype(jnp.float32), aux
 
-        # trace one step first: it finds which layer state the loss replaces
-        shapes = jax.eval_shape(lambda: step(tv, [], bufs, halt, jnp.int32(0)))
+        after = _after_shapes(plan, batch_spec(layout, static, data))
+        if after is None:  # trace one step first: it finds which layer state the loss replaces
+            after = jax.eval_shape(lambda: step(tv, [], bufs, halt, jnp.int32(0)))[1]
+        else:  # as the form rule's trace found them, for a batch of this shape
+            after = [after[k] for k in plan.changed]
         ch0 = [ov[k] for k in plan.changed]
         holds = all(
-            jnp.shape(a) == b.shape and jnp.result_type(a) == b.dtype
-            for a, b in zip(ch0, shapes[1])
+            jnp.shape(a) == b.shape and jnp.result_type(a) == b.dtype for a, b in zip(ch0, after)
         )
         if form != "loop" or not holds:  # a lone step; also one that reshapes carried
             # layer state (a recurrent layer's, unbatched after fx.reset): the next loop
@@ -145,6 +147,19 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
         return tv, ch, bufs, halt, losses, aux
 
     return program
+
+
+def _after_shapes(plan: Any, batch: Any) -> list[Any] | None:
+    """The shapes of ``plan.others`` after a step on a batch shaped as ``batch``, when the
+    form rule's trace (``policy``) saw a batch of that shape; else None."""
+    traced = plan.traced
+    if traced is None:
+        return None
+    spec = lambda a: (tuple(jnp.shape(a)), jnp.result_type(a))  # noqa: E731
+    same = jax.tree_util.tree_structure(batch) == jax.tree_util.tree_structure(traced[0]) and [
+        spec(a) for a in jax.tree_util.tree_leaves(batch)
+    ] == [spec(a) for a in jax.tree_util.tree_leaves(traced[0])]
+    return traced[1] if same else None
 
 
 def _aux_start(plan: Any, tv: list[Any]) -> dict[str, Any]:

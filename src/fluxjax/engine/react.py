@@ -65,13 +65,12 @@ def after(plan: Any) -> bool:
     return True
 
 
-def replan(run: Any) -> None:
-    """Switch ``run`` to the plan for its (loss, target, opt) as they are now, if that is
-    another plan (after callbacks ran)."""
-    find = getattr(run, "find", None)
-    if find is None or run.plan.placement is not None:
+def replan(run: Any, find: Any) -> None:
+    """Switch ``run`` to the plan ``find`` gives for its (loss, target, opt) as they are
+    now, if that is another plan (after callbacks ran)."""
+    if run.args is None or run.plan.placement is not None:
         return
-    new = find()
+    new = find(*run.args)
     if new is run.plan:
         return
     run.plan.flush()

@@ -39,11 +39,12 @@ def signature(batch: Any) -> tuple[Any, ...]:
     return (treedef, *((np.shape(a), jax.numpy.result_type(a)) for a in leaves))
 
 
-def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool) -> Any:
-    """The source for ``data`` over ``n_epochs`` epochs."""
+def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool) -> Any:
+    """The source for ``data`` over ``n_epochs`` epochs (``seen``: a list holding the very
+    batch of the plan's last call)."""
     if compiled and not plan.empty:
-        if type(data) is list and len(data) == 1 and same_batch(data[0], plan.last_batch):
-            return One(data[0], n_epochs)  # the tutorial's loop: the batch of the last call
+        if seen:
+            return One(data[0], n_epochs, seen=True)  # the tutorial's loop: the last batch
         if isinstance(data, DataLoader):
             if _in_memory(data, plan.placement):
                 return Loader(data, n_epochs)
@@ -150,13 +151,15 @@ class One(Source):
 
     layout = "one"
 
-    def __init__(self, batch: Any, n_epochs: int) -> None:
+    def __init__(self, batch: Any, n_epochs: int, seen: bool = False) -> None:
         self.batch, self.total = batch, n_epochs
+        self.seen = seen  # the very batch of the plan's last call (its shapes known)
 
     def steps(self, run: Any, k: int) -> bool:
         pl = run.plan.placement
         data = self.batch if pl is None else pl.batch(self.batch)
-        run.check_batch(self.batch, 0)
+        if not self.seen:
+            run.check_batch(self.batch, 0)
         run.call((), data, 0, k, self)
         return True
 
@@ -246,16 +249,27 @@ class Loader(Source):
         if (pos + self.skip) % self.per:
             self.loader.seek(len(self.loader))
 
-    def _draw(self, e: int) -> None:
-        """Draw epoch ``e``'s order (epochs are reached in order, each drawn once)."""
-        if e in self.rows:
+    def _draw(self, e0: int, e1: int) -> None:
+        """Draw the orders of epochs ``e0..e1`` not drawn yet (epochs are reached in order,
+        each drawn once, as iterating would draw them): whole epochs in one draw."""
+        e = e0
+        while e in self.rows:
+            e += 1
+        if e > e1:
             return
-        full, tail = self.loader.epoch_indices()
-        row = np.zeros(self.width, np.int32)
-        end = self.nfull * self.bs  # a restored epoch lacks its first batches: never read
-        row[end - full.size : end] = full.ravel()
-        row[end:] = tail
-        self.rows[e] = row
+        ld = self.loader
+        if ld.position:  # restored mid-epoch: the rest of that epoch first
+            full, tail = ld.epoch_indices()
+            row = np.zeros(self.width, np.int32)
+            end = self.nfull * self.bs  # the epoch's first batches are never read
+            row[end - full.size : end] = full.ravel()
+            row[end:] = tail
+            self.rows[e] = row
+            e += 1
+        if e <= e1:
+            block = ld.next_epochs(e1 + 1 - e)[:, : self.width].astype(np.int32)
+            for i, row in enumerate(block):
+                self.rows[e + i] = row
 
     def _table(self, e0: int, e1: int) -> tuple[Any, int]:
         """The device table holding epochs ``e0..e1`` (drawn now if new), and its first
@@ -265,8 +279,7 @@ class Loader(Source):
             return t[2], t[0]
         keep = t is not None and t[0] <= e0 and e1 < t[0] + self.rows_cap
         first = t[0] if keep else e0
-        for e in range(e0, e1 + 1):
-            self._draw(e)
+        self._draw(e0, e1)
         self.rows = {e: r for e, r in self.rows.items() if e >= first}
         table = np.zeros((self.rows_cap, self.width), np.int32)
         for e, r in self.rows.items():

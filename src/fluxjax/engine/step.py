@@ -21,7 +21,7 @@ from ..callbacks import SkipException
 from ..checks import check_loss_depends, check_loss_value
 from ..layers._common import recording
 from ..optimise.globalnorm import global_norm
-from ..optimise.interface import apply_one, see_all
+from ..optimise.interface import see_all
 
 
 class _Skips:
@@ -169,19 +169,9 @@ def core(
     # (fx.every(..., grads=True)): without this barrier XLA fuses their last operations into
     # the update differently in the two programs, and the updates differ in the last bit
     grads = jax.lax.optimization_barrier(grads)
-    finite = jnp.isfinite(l)
-    err = jnp.asarray(-1, jnp.int32)
-    new_tv, new_trees = [], []
     rules = see_all(plan.rules, grads)  # ClipGlobalNorm: the norm over every array
-    for i, (r, (s, t), x, g) in enumerate(zip(rules, trees, tv, grads)):
-        nx, ns, nt, e = apply_one(r, s, x, g, t)
-        # a sum is non-finite iff an element is (or the sum overflows float range, which
-        # only absurd gradients do); it costs far less than all(isfinite(g))
-        finite = finite & jnp.isfinite(jnp.sum(g))
-        new_tv.append(nx)
-        new_trees.append([ns, nt])
-        if e is not None:
-            err = jnp.where((err < 0) & e, i, err)
+    new_tv, new_trees, finite, err = plan.grouping.apply(rules, trees, tv, grads)
+    finite = finite & jnp.isfinite(l)
     bad = err >= 0 if plan.tolerant else (err >= 0) | ~finite
     stop = (halt[1] > 0) | bad
     for c in skips:

@@ -63,6 +63,7 @@ class EMA(_Averaging):
     """
 
     formula = "a ← decay·a + (1 − decay)·(x − d) every n-th step; d unchanged"
+    elementwise = True
 
     def __init__(self, decay: float = 0.999, every: int = 1):
         self.decay = check(self, "decay", decay, lo=0, hi=1)
@@ -94,6 +95,7 @@ class SWA(_Averaging):
     """
 
     formula = "from update start on, every n-th: k ← k + 1, a ← a + (x − d − a)/k"
+    elementwise = True
 
     def __init__(self, start: int = 1, every: int = 1):
         self.start = _static(self, "start", start, lo=1, integer=True)

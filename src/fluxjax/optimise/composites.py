@@ -33,6 +33,7 @@ class WeightDecay(Rule):
     """
 
     formula = "d = g + λ·x"
+    elementwise = True
 
     def __init__(self, lambda_: Hyper = 5e-4):
         self.lambda_ = check(self, "lambda_", lambda_, lo=0)
@@ -53,6 +54,7 @@ class SignDecay(Rule):
     """
 
     formula = "d = g + λ·sign(x)"
+    elementwise = True
 
     def __init__(self, lambda_: Hyper = 1e-3):
         self.lambda_ = check(self, "lambda_", lambda_, lo=0)
@@ -73,6 +75,7 @@ class ClipGrad(Rule):
     """
 
     formula = "d = clamp(g, −δ, δ)"
+    elementwise = True
 
     def __init__(self, delta: Hyper = 10.0):
         self.delta = check(self, "delta", delta, lo=0)
@@ -166,6 +169,7 @@ class InvDecay(Rule):
     """
 
     formula = "d = g/(1 + γ·n); n ← n + 1 (n₀ = 1)"
+    elementwise = True
 
     def __init__(self, gamma: Hyper = 0.001):
         self.gamma = check(self, "gamma", gamma, lo=0)
@@ -198,6 +202,7 @@ class ExpDecay(Rule):
     """
 
     formula = "n ← n + 1; η ← max(η·decay, clip) if n > start and n mod step = 0; d = η·g"
+    elementwise = True
 
     def __init__(
         self,
@@ -267,6 +272,7 @@ class AccumGrad(Rule):
     """
 
     formula = "acc ← acc + g/n; after n gradients d = acc, else no update"
+    elementwise = True
 
     def __init__(self, n: int):
         self.n = _static(self, "n", n, lo=1, integer=True)
@@ -304,6 +310,7 @@ class OptimiserChain(Rule):
     """
 
     formula = "d = rₖ(…r₂(r₁(g)))"
+    elementwise = True
 
     def __init__(self, *rules: Rule):
         rules = tuple(as_rule(r) for r in rules)  # an optax transformation is a member too

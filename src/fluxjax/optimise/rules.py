@@ -111,6 +111,7 @@ class Descent(Rule):
     """
 
     formula = "d = η·g"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.1):
         self.eta = check(self, "eta", eta, lo=0)
@@ -133,6 +134,7 @@ class Momentum(Rule):
     """
 
     formula = "v ← ρ·v + η·g; d = v"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.01, rho: Hyper = 0.9):
         self.eta = check(self, "eta", eta, lo=0)
@@ -158,6 +160,7 @@ class Nesterov(Rule):
     """
 
     formula = "d = (1+ρ)·η·g − ρ²·v; v ← ρ·v − η·g"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, rho: Hyper = 0.9):
         self.eta = check(self, "eta", eta, lo=0)
@@ -188,6 +191,7 @@ class Rprop(Rule):
     """
 
     formula = "s ← clamp(s·ℓ±, Γ) by sign(g_prev·g); d = s·sign(g)"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, ell=(0.5, 1.2), gamma=(1e-6, 50.0)):
         self.eta = check(self, "eta", eta, lo=0)
@@ -227,6 +231,7 @@ class RMSProp(Rule):
     """
 
     formula = "q ← ρ·q + (1−ρ)·g²; d = η·g/(√(q − lin²) + ϵ)"
+    elementwise = True
 
     def __init__(
         self,
@@ -287,6 +292,7 @@ class Adam(Rule):
     """
 
     formula = "m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; d = η·m̂/(√v̂ + ϵ)"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
         self.eta = check(self, "eta", eta, lo=0)
@@ -318,6 +324,7 @@ class RAdam(Rule):
     """
 
     formula = "ρt = ρ∞ − 2t·β2ᵗ/(1−β2ᵗ); d = ρt > 4 ? r·η·m̂/(√v̂ + ϵ) : η·m̂"
+    elementwise = True
 
     __init__ = Adam.__init__
 
@@ -347,6 +354,7 @@ class AdaMax(Rule):
     """
 
     formula = "m ← β1·m + (1−β1)·g; u ← max(β2·u, |g|); d = η/(1−β1ᵗ)·m/(u + ϵ)"
+    elementwise = True
 
     __init__ = Adam.__init__
 
@@ -374,6 +382,7 @@ class OAdam(Rule):
     """
 
     formula = "term = η·m̂/(√v̂ + ϵ); d = 2·term − term_prev"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.5, 0.9), epsilon: Hyper = 1e-8):
         Adam.__init__(self, eta, beta, epsilon)
@@ -402,6 +411,7 @@ class AdaGrad(Rule):
     """
 
     formula = "acc ← acc + g² (acc₀ = ϵ); d = η·g/(√acc + ϵ)"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.1, epsilon: Hyper = 1e-8):
         self.eta = check(self, "eta", eta, lo=0)
@@ -429,6 +439,7 @@ class AdaDelta(Rule):
     """
 
     formula = "acc ← ρ·acc + (1−ρ)·g²; d = g·√(Δacc + ϵ)/√(acc + ϵ); Δacc ← ρ·Δacc + (1−ρ)·d²"
+    elementwise = True
 
     def __init__(self, rho: Hyper = 0.9, epsilon: Hyper = 1e-8):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
@@ -458,6 +469,7 @@ class AMSGrad(Rule):
     """
 
     formula = "m, v as Adam (all state ϵ-filled); v̂ ← max(v̂, v); d = η·m/(√v̂ + ϵ)"
+    elementwise = True
 
     __init__ = Adam.__init__
 
@@ -484,6 +496,7 @@ class NAdam(Rule):
     """
 
     formula = "d = η·(β1·m/(1−β1ᵗ⁺¹) + (1−β1)·g/(1−β1ᵗ))/(√(β2·v/(1−β2ᵗ)) + ϵ)"
+    elementwise = True
 
     __init__ = Adam.__init__
 
@@ -513,6 +526,7 @@ class AdamW(Rule):
     """
 
     formula = "a = m̂/(√v̂ + ϵ); d = η·(a + λ·x) (couple) or η·a + λ·x"
+    elementwise = True
 
     def __init__(
         self,
@@ -559,6 +573,7 @@ class AdaBelief(Rule):
     """
 
     formula = "m ← β1·m + (1−β1)·g; s ← β2·s + (1−β2)·(g−m)² + ϵ; d = η·m̂/(√ŝ + ϵ)"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-16):
         Adam.__init__(self, eta, beta, epsilon)
@@ -589,6 +604,7 @@ class Lion(Rule):
     """
 
     formula = "c = β1·m + (1−β1)·g; d = η·sign(c); m ← β2·m + (1−β2)·g"
+    elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999)):
         self.eta = check(self, "eta", eta, lo=0)
