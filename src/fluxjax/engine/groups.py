@@ -4,11 +4,13 @@ On the CPU a compiled step costs about a microsecond per operation XLA launches,
 applied array by array launches its arithmetic once per array: Adam on a 4-array model is
 dozens of tiny kernels. A rule that is ``elementwise`` (each element's new value and state
 depend only on that element and on scalars shared by all elements, see ``Rule``) gives the
-same numbers applied to the concatenation of several arrays: so the small arrays sharing a
-rule object, a dtype and equal scalar state (the update count, Adam's ``βᵗ``) form a
-group, and the step applies the rule once per group. Elementwise arithmetic is the same
-per element either way, and a plan's grouping is a function of its state alone (made the
-same way again after a save and load), so results never depend on it.
+same arithmetic applied to the concatenation of several arrays: so the small arrays
+sharing a rule object, a dtype and equal scalar state (the update count, Adam's ``βᵗ``)
+form a group, and the step applies the rule once per group. The formula per element is the
+same either way, but XLA compiles the two kernels apart and may round a last bit
+differently (Adam: 2e-7 after 160 steps), so a plan's grouping is a function of its state
+alone: made the same way in every process and after a save and load, it never depends on
+how a run was split.
 
 The grouped state lives only in the plan's packed buffers: ``merge`` builds it from the
 per-array records when a plan takes the state, ``split`` gives the per-array records back.

@@ -163,7 +163,7 @@ class Rule:
     # True when ``apply`` is elementwise: each element's new state and step depend only on
     # that element of ``x``, ``dx`` and the state arrays shaped like ``x``, and on 0-d state
     # and hyperparameters shared by all elements. ``train`` may then apply the rule once to
-    # several small arrays concatenated (the same numbers, far fewer kernels on the CPU).
+    # several small arrays concatenated (the same formula, far fewer kernels on the CPU).
     elementwise = False
 
     def is_elementwise(self) -> bool:
