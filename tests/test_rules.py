@@ -41,6 +41,7 @@ from fluxjax.optimise.rules import (
     ExpDecay,
     InvDecay,
     Lion,
+    LossScale,
     Momentum,
     NAdam,
     Nesterov,
@@ -96,6 +97,7 @@ RULES = [
     Chain(ClipNorm(1.0, over="all"), Descent(0.5)),
     Chain(Momentum(0.1, 0.9), EMA(0.9)),
     Chain(Adam(0.05), SWA(2, 2)),
+    Chain(LossScale(), Adam(0.05)),
 ]
 IDS = [repr(r) for r in RULES]
 SHAPE = (3, 4)

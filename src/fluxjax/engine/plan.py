@@ -34,8 +34,9 @@ DONATE_BYTES = 64 * 2**20
 
 
 def skips_nonfinite(rule: Rule) -> bool:
-    """True when ``rule`` is or contains ``SkipNonFinite`` (then bad steps are skipped)."""
-    if type(rule).__name__ == "SkipNonFinite":
+    """True when ``rule`` is or contains ``SkipNonFinite`` or ``LossScale`` (then bad steps
+    are skipped)."""
+    if type(rule).__name__ in ("SkipNonFinite", "LossScale"):
         return True
     return any(skips_nonfinite(r) for r in rule.children())
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..optimise.base import Rule, rule_version
 from ..optimise.interface import RulesKey
+from ..optimise.lossscale import has_loss_scale
 
 
 def before(plan: Any, sched: Any) -> None:
@@ -81,22 +82,24 @@ def replan(run: Any, find: Any) -> None:
     run.call_start = new.steps_done - run.done
 
 
-PRECISIONS = (None, "float32", "bfloat16")
+PRECISIONS = (None, "float32", "bfloat16", "float16")
 
 
 def set_precision(plan: Any, precision: str | None) -> None:
-    """Compute ``plan``'s steps in ``precision`` (``"bfloat16"``: parameters, float32 batch
-    arrays and the loss computed in bfloat16; the master weights, their gradients and the
-    optimiser state stay float32); a change compiles the program again."""
+    """Compute ``plan``'s steps in ``precision`` (``"bfloat16"``/``"float16"``: parameters,
+    float32 batch arrays and the loss computed in that dtype; the master weights, their
+    gradients and the optimiser state stay float32); a change compiles the program again.
+    float16 needs a ``LossScale`` in the rule (its range underflows small gradients)."""
     if precision not in PRECISIONS:
-        hint = (
-            " float16 needs dynamic loss scaling, which fluxjax does not have yet; use "
-            "bfloat16 (same range as float32)."
-            if precision == "float16"
-            else ""
-        )
         raise ValueError(
-            f"train: precision must be None, 'float32' or 'bfloat16', got {precision!r}.{hint}"
+            f"train: precision must be None, 'float32', 'bfloat16' or 'float16', got {precision!r}."
+        )
+    if precision == "float16" and not any(has_loss_scale(r) for r in plan.rules):
+        raise ValueError(
+            "train: precision='float16' needs dynamic loss scaling (float16 gradients "
+            "underflow): put fx.LossScale() first in the rule, e.g. "
+            "fx.OptimiserChain(fx.LossScale(), fx.Adam()); or use precision='bfloat16', "
+            "which has float32's range and needs none."
         )
     precision = None if precision == "float32" else precision
     if getattr(plan, "precision", None) != precision:

@@ -22,6 +22,7 @@ from ..checks import check_loss_depends, check_loss_value
 from ..layers._common import recording
 from ..optimise.globalnorm import global_norm
 from ..optimise.interface import see_all
+from ..optimise.lossscale import loss_scale
 
 
 class _Skips:
@@ -79,10 +80,14 @@ def call_loss(plan: Any, batch: Any) -> Any:
         return plan.loss(*args)
 
 
-def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple[Any, ...]:
+def loss_and_grads(
+    plan: Any, tv: list[Any], ov: list[Any], batch: Any, scale: Any = None
+) -> tuple[Any, ...]:
     """The loss, its gradients w.r.t. the trainable arrays ``tv``, the other arrays after
     the loss ran (a layer may replace its statistics, keys or carried state) and the
-    ``skip_when`` conditions met."""
+    ``skip_when`` conditions met. With a loss ``scale`` (``LossScale``), the gradients are
+    those of ``scale·loss`` divided by ``scale`` in float32 (small float16 gradients no
+    longer underflow)."""
     entries, others = plan.entries, plan.others
     skips: list[Any] = []
     low = _lower(getattr(plan, "precision", None))
@@ -111,12 +116,14 @@ def loss_and_grads(plan: Any, tv: list[Any], ov: list[Any], batch: Any) -> tuple
         if low is not _same:  # the loss in float32; layer state back in its own dtype
             l = jnp.asarray(l).astype(jnp.float32)
             after = [_like(a, o) for a, o in zip(after, ov)]
-        return l, after
+        return (l if scale is None else l * scale.astype(jnp.result_type(l))), (l, after)
 
     if not plan.depends_checked:  # once per plan (an extra trace): a loss blind to tv
         plan.depends_checked = True
         check_loss_depends(lossfn, tv, entries, skips)
-    (l, after), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
+    (_, (l, after)), grads = jax.value_and_grad(lossfn, has_aux=True)(tv)
+    if scale is not None:
+        grads = [g / scale.astype(jnp.result_type(g)) for g in grads]
     grads = zygote_grads(grads)  # Zygote's convention for complex parameters
     plan.changed = [i for i, (a, b) in enumerate(zip(after, ov)) if a is not b]
     return l, grads, after, skips
@@ -164,7 +171,8 @@ def core(
     optimised HLO; the cost grew with the model). Both select the same values."""
     if plan.placement is not None:
         batch = plan.placement.constrain(batch)
-    l, grads, after, skips = loss_and_grads(plan, tv, ov, batch)
+    scale = loss_scale(plan.rules[0], trees[0][0]) if plan.rules else None
+    l, grads, after, skips = loss_and_grads(plan, tv, ov, batch, scale)
     # the gradients are computed the same way whether or not the program also returns them
     # (fx.every(..., grads=True)): without this barrier XLA fuses their last operations into
     # the update differently in the two programs, and the updates differ in the last bit

@@ -44,6 +44,7 @@ __all__ = [
     "ClipGrad",
     "ClipNorm",
     "ClipGlobalNorm",
+    "LossScale",
     "InvDecay",
     "ExpDecay",
     "SkipNonFinite",
@@ -94,6 +95,7 @@ from .composites import (  # noqa: F401  (re-exported: every rule is listed here
     WeightDecay,
 )
 from .globalnorm import ClipGlobalNorm  # noqa: F401
+from .lossscale import LossScale  # noqa: F401
 
 # -- plain gradient descent ------------------------------------------------------------
 
