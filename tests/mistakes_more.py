@@ -288,3 +288,15 @@ def _():
 def _():
     m = mlp()
     fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(X, Y)], fx.Descent(0.1), epoch=3)
+
+
+@row(
+    HYP,
+    '`fx.train(..., fx.Adam(), precision="float16")`, as Keras\'s `mixed_float16` (which adds '
+    "loss scaling for you)",
+    ValueError,
+    "needs dynamic loss scaling.*fx.OptimiserChain\\(fx.LossScale\\(\\), fx.Adam\\(\\)\\)",
+)
+def _():
+    m = mlp()
+    fx.train(lambda m, x, y: fx.mse(m(x), y), m, [(X, Y)], fx.Adam(), precision="float16")
