@@ -133,13 +133,12 @@ class Grouping:
 
     def apply(
         self, rules: list[Any], trees: list[Any], tv: list[Any], grads: list[Any]
-    ) -> tuple[list[Any], list[Any], Any, Any]:
+    ) -> tuple[list[Any], list[Any], Any]:
         """Traced: every unit's update. Returns the new arrays (per array), the new unit
-        records, whether every gradient is finite, and the index of the first array whose
-        rule reported an error (-1 when none)."""
+        records, and the index of the first array whose rule reported an error (-1 when
+        none)."""
         new_tv: list[Any] = [None] * len(tv)
         new_trees = []
-        finite = jnp.asarray(True)
         err = jnp.asarray(-1, jnp.int32)
         for u, (s, t) in zip(self.units, trees):
             i = u[0]
@@ -149,9 +148,6 @@ class Grouping:
                 x = jnp.concatenate([jnp.ravel(tv[j]) for j in u])
                 g = jnp.concatenate([jnp.ravel(grads[j]).astype(x.dtype) for j in u])
             nx, ns, nt, e = apply_one(rules[i], s, x, g, t)
-            # a sum is non-finite iff an element is (or the sum overflows float range, which
-            # only absurd gradients do); it costs far less than all(isfinite(g))
-            finite = finite & jnp.isfinite(jnp.sum(g))
             if len(u) == 1:
                 new_tv[i] = nx
             else:
@@ -163,4 +159,4 @@ class Grouping:
             new_trees.append([ns, nt])
             if e is not None:
                 err = jnp.where((err < 0) & e, i, err)
-        return new_tv, new_trees, finite, err
+        return new_tv, new_trees, err

@@ -71,7 +71,8 @@ def train(
       ``fx.every(n, f)`` and ``fx.throttle(f, s)`` are scheduled: the steps between their
       calls may run fused. Inside the loss, ``fx.skip()`` skips the update when running
       eagerly; in a compiled loss use ``fx.skip_when(condition)``.
-    * A non-finite loss or gradient stops training with ``FloatingPointError`` naming the
+    * A non-finite loss or gradient (or a gradient element beyond 1e19, whose square
+      overflows the norm) stops training with ``FloatingPointError`` naming the
       step; the model keeps the parameters from before that step (in a loop of one-step
       calls the error may come up to 16 calls later; nothing after the failed step is
       applied). Chain ``fx.SkipNonFinite()`` in front of the rule to skip such batches.

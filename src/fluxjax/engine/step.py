@@ -178,8 +178,11 @@ def core(
     # the update differently in the two programs, and the updates differ in the last bit
     grads = jax.lax.optimization_barrier(grads)
     rules = see_all(plan.rules, grads)  # ClipGlobalNorm: the norm over every array
-    new_tv, new_trees, finite, err = plan.grouping.apply(rules, trees, tv, grads)
-    finite = finite & jnp.isfinite(l)
+    new_tv, new_trees, err = plan.grouping.apply(rules, trees, tv, grads)
+    aux = aux_of(plan, tv, grads)
+    # the gradient norm is finite iff every gradient is (or a square overflows: |g| > 1e19,
+    # only absurd gradients), so the step's norm is also its finiteness check: one pass
+    finite = jnp.isfinite(l) & jnp.isfinite(aux["grad_norm"])
     bad = err >= 0 if plan.tolerant else (err >= 0) | ~finite
     stop = (halt[1] > 0) | bad
     for c in skips:
@@ -200,7 +203,7 @@ def core(
         new_trees = jax.tree_util.tree_map(keep, trees, new_trees)
     else:  # one select of whole buffers
         new_tv, new_trees = jax.lax.cond(stop, lambda: (tv, trees), lambda: (new_tv, new_trees))
-    return new_tv, new_ov, new_trees, halt, l, aux_of(plan, tv, grads)
+    return new_tv, new_ov, new_trees, halt, l, aux
 
 
 def aux_of(plan: Any, tv: list[Any], grads: list[Any]) -> dict[str, Any]:
