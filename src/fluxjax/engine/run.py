@@ -61,10 +61,20 @@ INTS = _Ints()
 
 
 def _later(sel: Any, j: int) -> Any:
-    """The program's selector ``j`` steps later (a start, or a table and a start)."""
+    """The program's selector ``j`` steps later (None for the ``"one"`` layout, which has
+    none; a start; or a table and a start)."""
+    if sel is None:
+        return None
     if isinstance(sel, tuple):
         return sel[0], sel[1] + j
     return sel + j
+
+
+def _device_sel(sel: Any) -> Any:
+    """``sel`` as the program takes it: its starts as device scalars (``INTS``)."""
+    if sel is None:
+        return None
+    return (sel[0], INTS(sel[1])) if isinstance(sel, tuple) else INTS(sel)
 
 
 def _lazy(losses: Any, index: int) -> Any:
@@ -156,7 +166,7 @@ class Run:
     # -- the calls of the program --------------------------------------------------------
     def call(self, static: tuple[Any, ...], data: Any, sel: Any, n: int, src: Any) -> None:
         """``n`` steps through the plan's program: ``data`` in ``src.layout`` and ``sel``
-        (a start, or a table and a start) select each step's batch."""
+        (None, a start, or a table and a start) select each step's batch."""
         plan = self.plan
         if not self.compile or plan.eager:
             return self._eager(static, data, sel, n, src)
@@ -180,8 +190,7 @@ class Run:
         plan = self.plan
         tv, ov = plan.inputs()
         try:
-            t = (sel[0], INTS(sel[1])) if isinstance(sel, tuple) else INTS(sel)
-            out = fn(tv, ov, plan.bufs, plan.halt, data, t, INTS(n))
+            out = fn(tv, ov, plan.bufs, plan.halt, data, _device_sel(sel), INTS(n))
         except (SkipException, StopException):
             # raised while tracing: the loss decides in Python, so it must run eagerly
             warn_once(
@@ -236,7 +245,7 @@ class Run:
             self.check_batch(batch, bi)
         if plan.placement is not None:  # split over the devices
             batch = plan.placement.batch(batch)
-        return self.call((), batch, 0, 1, self.src)
+        return self.call((), batch, None, 1, self.src)
 
     def check_batch(self, batch: Any, bi: int) -> None:
         """Warn (once) when a batch's shapes force a new compilation."""

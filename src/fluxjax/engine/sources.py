@@ -160,7 +160,7 @@ class One(Source):
         data = self.batch if pl is None else pl.batch(self.batch)
         if not self.seen:
             run.check_batch(self.batch, 0)
-        run.call((), data, 0, k, self)
+        run.call((), data, None, k, self)  # layout "one": no selector
         return True
 
 
