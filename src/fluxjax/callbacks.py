@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-import numpy as np
-
 from .context import History, StepContext  # noqa: F401  (re-exported)
+from .counts import count as check_count
 
 __all__ = [
     "Scheduled",
@@ -165,8 +164,7 @@ class every(Scheduled):  # noqa: N801  (a function-like name, as fx.throttle)
     """
 
     def __init__(self, n: int, f: Callable[..., Any], *, grads: bool = False) -> None:
-        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"every(n, f): n must be a positive int (steps), got {n!r}.")
+        n = check_count(n, f"every(n, f): n must be a positive int (steps), got {n!r}.")
         if not callable(f):
             raise TypeError(f"every(n, f): f must be a function, got {f!r}.")
         self.n, self.f, self.grads = int(n), f, bool(grads)
@@ -340,8 +338,7 @@ def patience(predicate: Callable[..., Any], wait: int) -> Callable[..., bool]:
     >>> [trigger(x) for x in [1, 1, 0, 1, 1, 1, 1]]
     [False, False, False, False, False, True, True]
     """
-    if not isinstance(wait, int) or isinstance(wait, bool) or wait < 1:
-        raise ValueError(f"patience needs a positive int wait (number of calls), got {wait!r}")
+    wait = check_count(wait, f"patience needs a positive int wait (number of calls), got {wait!r}")
     count = 0
 
     def on_trigger(*args: Any, **kwargs: Any) -> bool:

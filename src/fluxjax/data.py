@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .counts import count, is_int
 from .rng import host_rng
 
 __all__ = ["DataLoader", "ncycle", "numobs", "getobs"]
@@ -146,7 +147,7 @@ def _check_batchsize(batchsize: Any) -> int:
             "DataLoader got an array where the batch size goes: pass the arrays as one tuple, "
             "DataLoader((x, y), batchsize=32), not DataLoader(x, y)."
         )
-    if not isinstance(batchsize, int | np.integer) or isinstance(batchsize, bool):
+    if not is_int(batchsize):
         raise ValueError(
             f"batchsize must be a positive int, got {batchsize!r} "
             f"({type(batchsize).__name__}); pass e.g. batchsize=32"
@@ -553,8 +554,7 @@ class ncycle:  # noqa: N801  (lower case as IterTools.ncycle, and a class so tra
     """
 
     def __init__(self, iterable: Iterable[Any], n: int) -> None:
-        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"ncycle needs a non-negative int count, got n={n!r}")
+        count(n, f"ncycle needs a non-negative int count, got n={n!r}", minimum=0)
         if isinstance(iterable, Iterator):
             raise TypeError(
                 "ncycle needs something it can iterate again (a DataLoader, a list), got a "

@@ -33,6 +33,7 @@ import numpy as np
 from . import _files
 from ._files import CheckpointError
 from .checks import state_leaves
+from .counts import is_count
 from .data import DataLoader
 from .module import Module, Slot, _attrs, is_array, show
 from .optimise import _opt_io
@@ -330,7 +331,7 @@ def snapshot(
 
 
 def _files_int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+    if not is_count(v, minimum=0):
         raise TypeError(f"save: {name} must be a non-negative int, got {_kind(v)}.")
     return int(v)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from .autodiff import _group, bind_call
 from .callbacks import Scheduled, StepContext
+from .counts import count
 from .engine.scope import _filled, reachable
 from .module import Module, is_array, modules, structure_version, walk
 
@@ -157,8 +158,7 @@ class metrics(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
     """
 
     def __init__(self, every: int = 1, *, on: Any = None, **fns: Callable[[], Any]) -> None:
-        if not isinstance(every, int | np.integer) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"metrics: every must be a positive int (steps), got {every!r}.")
+        every = count(every, f"metrics: every must be a positive int (steps), got {every!r}.")
         if not fns:
             raise TypeError(
                 "metrics: name at least one function, e.g. "

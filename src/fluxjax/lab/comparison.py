@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..callbacks import History
+from ..counts import count
 from ..optimise.base import Rule
 from .parsing import parse_rules
 from .problems import Problem, _problem
@@ -143,8 +144,7 @@ def compare(
     A run whose loss becomes non-finite stops there and is marked "diverged at step k".
     """
     prob = _problem(problem)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"compare: steps must be a positive int, got {steps!r}")
+    steps = count(steps, f"compare: steps must be a positive int, got {steps!r}")
     pairs = parse_rules(prob.default_rules if rules is None else rules)
     if eta is not None:
         pairs = [(f"{label} η={eta:g}", _with_eta(rule, eta)) for label, rule in pairs]

@@ -9,9 +9,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import mode
+from ..counts import count, is_count, is_int
 from ..module import Module, modules
 
 __all__ = ["trainmode", "testmode", "reset"]
@@ -130,14 +130,10 @@ def reset(m: Any, n: int | None = None) -> Any:
 # -- arguments -----------------------------------------------------------------------------
 def ntuple(value: Any, n: int, what: str, layer: str) -> tuple[int, ...]:
     """An int or an n-tuple of positive ints, as an n-tuple."""
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+    if is_int(value):
         value = (int(value),) * n
     value = tuple(value) if isinstance(value, list | tuple) else value
-    if (
-        not isinstance(value, tuple)
-        or len(value) != n
-        or not all(isinstance(v, int | np.integer) and v >= 1 for v in value)
-    ):
+    if not isinstance(value, tuple) or len(value) != n or not all(is_count(v) for v in value):
         raise ValueError(
             f"{layer}: {what} must be a positive int or a tuple of {n} positive ints, "
             f"got {value!r}."
@@ -146,9 +142,7 @@ def ntuple(value: Any, n: int, what: str, layer: str) -> tuple[int, ...]:
 
 
 def check_size(value: Any, what: str, layer: str) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}.")
-    return int(value)
+    return count(value, f"{layer}: {what} must be a positive int, got {value!r}.")
 
 
 def float_input(x: Any, dtype: Any) -> Any:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..callbacks import Scheduled, StepContext
+from ..counts import count
 from ..progress import in_notebook
 from ._backend import _mpl, _wide
 from .curves import loss_curve
@@ -59,8 +60,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
         ok = isinstance(every_seconds, int | float) and not isinstance(every_seconds, bool)
         if not ok or not every_seconds > 0:
             raise ValueError(f"live: every_seconds must be > 0, got {every_seconds!r}.")
-        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-            raise ValueError(f"live: samples must be a positive int, got {samples!r}.")
+        samples = count(samples, f"live: samples must be a positive int, got {samples!r}.")
         self.every_seconds, self.samples, self.log = float(every_seconds), samples, log
         self.figsize, self._clock = figsize, clock
         self.active = in_notebook()
