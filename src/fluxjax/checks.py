@@ -21,6 +21,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from .callbacks.triggers import patience
+from .counts import is_int
+
 __all__ = [
     "check_epochs",
     "check_count",
@@ -49,10 +52,6 @@ TRACE_ERRORS = (
 )
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-
-
 def check_count(v: Any, name: str, *, lo: int = 0) -> int:
     """``v`` as a Python int (NumPy integers accepted) when it is an int ``>= lo``.
 
@@ -60,7 +59,7 @@ def check_count(v: Any, name: str, *, lo: int = 0) -> int:
     >>> check_count(np.int32(2), "steps_per_call", lo=1)
     2
     """
-    if not _is_int(v):
+    if not is_int(v):
         hint = f"{name}={int(v)}" if isinstance(v, float) and v.is_integer() else f"{name}=3"
         raise TypeError(
             f"train: {name} must be an int, got {v!r} ({type(v).__name__}); pass {hint}."
@@ -74,7 +73,7 @@ def check_count(v: Any, name: str, *, lo: int = 0) -> int:
 def check_epochs(epochs: Any) -> int:
     """The number of epochs as an int: NumPy integers are accepted, floats, bools and
     negative numbers refused."""
-    if not _is_int(epochs):
+    if not is_int(epochs):
         hint = f"epochs={int(epochs)}" if isinstance(epochs, float) and epochs.is_integer() else ""
         raise TypeError(
             f"train: epochs must be an int (a count of passes over the data), got {epochs!r} "
@@ -158,7 +157,7 @@ def check_callback(f: Any) -> None:
         )
     if not callable(f):
         raise TypeError(f"train: cb must be a function or a list of them, got {f!r}.")
-    if getattr(f, "__qualname__", "") == "patience.<locals>.on_trigger":
+    if isinstance(f, patience):
         raise TypeError(
             "train: cb is a trigger from fx.early_stopping / fx.plateau / fx.patience: it "
             "returns True when training should stop, but returning True stops nothing. Stop "

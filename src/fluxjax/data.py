@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .counts import count, is_int
+from .naming import name_of
 from .rng import host_rng
 
 __all__ = ["DataLoader", "ncycle", "numobs", "getobs"]
@@ -464,7 +465,7 @@ class DataLoader:
         self._pos, self._resume = (pos, True) if self._cur is not None else (0, False)
 
     def _args(self) -> str:
-        collate = "" if self._collate is None else f", collate={_name(self._collate)}"
+        collate = "" if self._collate is None else f", collate={name_of(self._collate)}"
         shard = "" if self._shard is None else f", shard={self._shard}"
         return (
             f"{_describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
@@ -503,10 +504,6 @@ def _check_shard(shard: Any, loader: DataLoader) -> tuple[int, int] | None:
             "(e.g. rng=0), so that all processes draw the same permutation"
         )
     return i, n
-
-
-def _name(f: Any) -> str:
-    return getattr(f, "__qualname__", None) or repr(f)
 
 
 def _check_loader_state(loader: DataLoader, state: Any) -> None:

@@ -88,7 +88,7 @@ class StepContext:
                 "StepContext.grads: this callback did not ask for the gradients; wrap it as "
                 "fx.every(n, f, grads=True) (the compiled step then keeps them)."
             )
-        from .autodiff import Grads, Params
+        from ..autodiff import Grads, Params
 
         return Grads(Params(self._plan.entries), aux["grads"])
 
@@ -97,7 +97,7 @@ class StepContext:
         place, in implicit and explicit mode); they apply from the next step."""
         if self._plan is None:
             raise TypeError("StepContext.adjust works inside fx.train's callbacks only.")
-        from .reacting import adjust_live
+        from ..reacting import adjust_live
 
         adjust_live(self._plan, eta, **changes)
 
