@@ -110,12 +110,12 @@ def lr_find(
 
 def _all_arrays(ps: Any) -> list[Any]:
     """Every array of the modules ``ps`` was built from (statistics and keys included)."""
-    from .autodiff import _group
     from .module import modules, walk
+    from .params import group
 
     seen: set[int] = set()
     mods = [m for r in ps.roots for m in modules(r, seen)]
-    return _group(
+    return group(
         (o, path, a) for m in mods for o, path, a in walk(m, trainable_only=False) if o is m
     )
 

@@ -27,37 +27,8 @@ from typing import Any
 from .callbacks.context import StepContext
 from .callbacks.scheduling import Scheduled
 from .callbacks.triggers import score_function
-from .optimise.base import Rule
 
 __all__ = ["reduce_on_plateau"]
-
-
-def adjust_live(plan: Any, eta: Any = None, **changes: Any) -> None:
-    """Set hyperparameters of the rules a training plan runs, in place (as ``fx.adjust``):
-    implicit mode's rule object (and its members), explicit mode's Leafs."""
-    from .optimise.interface import adjust
-
-    if eta is not None:
-        changes["eta"] = eta
-    if not isinstance(plan.source, Rule):
-        adjust(plan.source, **changes)  # replaces each Leaf's rule with an adjusted copy
-        return
-    found: set[str] = set()
-    todo, seen = [plan.source], set()
-    while todo:
-        r = todo.pop()
-        if id(r) in seen:
-            continue
-        seen.add(id(r))
-        fields = r.hyperparameters()
-        for k, v in changes.items():
-            if k in fields:
-                setattr(r, k, v)
-                found.add(k)
-        todo.extend(r.children())
-    missing = set(changes) - found
-    if missing:
-        raise TypeError(f"adjust: no rule in this optimiser has a field {sorted(missing)[0]!r}.")
 
 
 class reduce_on_plateau(Scheduled):  # noqa: N801  (a function-like name, as fx.every)

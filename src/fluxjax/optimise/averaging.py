@@ -28,8 +28,10 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from ..autodiff import Params
 from ._hyper import _c, _int, _static
 from .base import Rule, check
+from .state import OptimiserState, implicit_state, triples
 
 __all__ = ["EMA", "SWA"]
 
@@ -134,9 +136,6 @@ class Swap:
 
     def pairs(self) -> list[tuple[Any, Any]]:
         """(slot or Param, its average) for every array the averaging rule holds."""
-        from ..autodiff import Params
-        from .interface import OptimiserState, _triples, implicit_state
-
         out = []
         if isinstance(self.target, Params):
             entries = list(self.target.entries)
@@ -145,7 +144,7 @@ class Swap:
                 if s is not None:
                     out.append((p, self.avg.average(s)))
         elif isinstance(self.opt, OptimiserState):
-            for leaf, slot, _ in _triples(self.opt, self.target, None):
+            for leaf, slot, _ in triples(self.opt, self.target, None):
                 s = _find(leaf.rule, leaf.state, self.avg)
                 if s is not None:
                     out.append((slot, self.avg.average(s)))

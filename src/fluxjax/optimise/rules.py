@@ -13,6 +13,9 @@ state with a ``NamedTuple`` (``AdamState(m, v, bt)``, as Optax's ``ScaleByAdamSt
 field order is the order of the arrays in a saved file, so it must not change.
 
 The examples assume ``import jax.numpy as jnp``.
+
+This file is a rule table, longer than the ~400 lines of other modules on purpose: one small
+class per rule, read side by side as in Optimisers.jl's ``rules.jl``.
 """
 
 from __future__ import annotations
