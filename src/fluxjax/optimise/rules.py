@@ -68,21 +68,20 @@ __all__ = [
     "Optimiser",
 ]
 
-from ._hyper import (  # noqa: F401
+from ._hyper import (
     Hyper,
-    _abs2,
-    _beta,
-    _c,
-    _eps,
-    _first,
-    _flag,
-    _full,
-    _init_pair,
-    _int,
-    _pair,
-    _static,
-    _two,
-    _zeros,
+    abs2,
+    at_start,
+    cast,
+    cast_eps,
+    cast_pair,
+    check_beta,
+    check_flag,
+    check_pair,
+    counter,
+    host_full,
+    host_pair,
+    host_zeros,
 )
 from .averaging import EMA, SWA  # noqa: F401
 from .composites import (  # noqa: F401  (re-exported: every rule is listed here)
@@ -121,7 +120,7 @@ class Descent(Rule):
         self.eta = check(self, "eta", eta, lo=0)
 
     def apply(self, state, x, dx):
-        return state, _c(self.eta, x) * dx
+        return state, cast(self.eta, x) * dx
 
 
 class MomentumState(NamedTuple):
@@ -150,10 +149,10 @@ class Momentum(Rule):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
 
     def init(self, x):
-        return MomentumState(v=_zeros(x))
+        return MomentumState(v=host_zeros(x))
 
     def apply(self, state, x, dx):
-        v = _c(self.rho, x) * state.v + _c(self.eta, x) * dx
+        v = cast(self.rho, x) * state.v + cast(self.eta, x) * dx
         return MomentumState(v), v
 
 
@@ -181,11 +180,11 @@ class Nesterov(Rule):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
 
     def init(self, x):
-        return NesterovState(v=_zeros(x))
+        return NesterovState(v=host_zeros(x))
 
     def apply(self, state, x, dx):
-        eta = _c(self.eta, x)
-        rho = _c(self.rho, x)
+        eta = cast(self.eta, x)
+        rho = cast(self.rho, x)
         d = (1 + rho) * eta * dx - rho * rho * state.v
         v = rho * state.v - eta * dx
         return NesterovState(v), d
@@ -217,8 +216,8 @@ class Rprop(Rule):
 
     def __init__(self, eta: Hyper = 0.001, ell=(0.5, 1.2), gamma=(1e-6, 50.0)):
         self.eta = check(self, "eta", eta, lo=0)
-        self.ell = _two(self, "ell", ell, lo=0, lo_open=True)
-        self.gamma = _two(self, "gamma", gamma, lo=0)
+        self.ell = check_pair(self, "ell", ell, lo=0, lo_open=True)
+        self.gamma = check_pair(self, "gamma", gamma, lo=0)
         if not self.ell[0] <= 1 <= self.ell[1] or self.gamma[0] > self.gamma[1]:
             raise ValueError(
                 f"Rprop: need ell[0] <= 1 <= ell[1] and gamma[0] <= gamma[1], got ell={ell!r}, "
@@ -226,10 +225,10 @@ class Rprop(Rule):
             )
 
     def init(self, x):
-        return RpropState(g_prev=_zeros(x), s=_full(x, _first(self.eta)))
+        return RpropState(g_prev=host_zeros(x), s=host_full(x, at_start(self.eta)))
 
     def apply(self, state, x, dx):
-        (l1, l2), (gmin, gmax) = _pair(self.ell, x), _pair(self.gamma, x)
+        (l1, l2), (gmin, gmax) = cast_pair(self.ell, x), cast_pair(self.gamma, x)
         p = state.g_prev * dx
         grown = jnp.minimum(state.s * l2, gmax)
         shrunk = jnp.maximum(state.s * l1, gmin)
@@ -274,17 +273,17 @@ class RMSProp(Rule):
         self.eta = check(self, "eta", eta, lo=0)
         self.rho = check(self, "rho", rho, lo=0, hi=1)
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
-        self.centred = _flag(self, "centred", centred if centered is None else centered)
+        self.centred = check_flag(self, "centred", centred if centered is None else centered)
 
     def init(self, x):
-        return RMSPropState(q=_zeros(x), lin=_zeros(x) if self.centred else ())
+        return RMSPropState(q=host_zeros(x), lin=host_zeros(x) if self.centred else ())
 
     def apply(self, state, x, dx):
-        rho = _c(self.rho, x)
-        q = rho * state.q + (1 - rho) * _abs2(dx)
+        rho = cast(self.rho, x)
+        q = rho * state.q + (1 - rho) * abs2(dx)
         lin = rho * state.lin + (1 - rho) * dx if self.centred else state.lin
-        var = q - _abs2(lin) if self.centred else q
-        d = _c(self.eta, x) * dx / (jnp.sqrt(var) + _eps(self.epsilon, x))
+        var = q - abs2(lin) if self.centred else q
+        d = cast(self.eta, x) * dx / (jnp.sqrt(var) + cast_eps(self.epsilon, x))
         return RMSPropState(q, lin), d
 
 
@@ -303,24 +302,24 @@ class AdamState(NamedTuple):
 def _adam_hypers(rule: Rule, eta: Hyper, beta: Any, epsilon: Hyper) -> None:
     """Check and set the hyperparameters the Adam family shares: ``eta``, ``beta``, ``epsilon``."""
     rule.eta = check(rule, "eta", eta, lo=0)
-    rule.beta = _beta(rule, beta)
+    rule.beta = check_beta(rule, beta)
     rule.epsilon = check(rule, "epsilon", epsilon, lo=0)
 
 
 def _moments(rule: Rule, state: Any, x: Any, dx: Any) -> tuple[jax.Array, jax.Array]:
     """Adam's moment updates ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``."""
-    b1, b2 = _pair(rule.beta, x)
+    b1, b2 = cast_pair(rule.beta, x)
     m = b1 * state.m + (1 - b1) * dx
-    v = b2 * state.v + (1 - b2) * _abs2(dx)
+    v = b2 * state.v + (1 - b2) * abs2(dx)
     return m, v
 
 
 def _adam_init(rule: Rule, x: Any) -> AdamState:
-    return AdamState(m=_zeros(x), v=_zeros(x), bt=_init_pair(rule.beta, x))
+    return AdamState(m=host_zeros(x), v=host_zeros(x), bt=host_pair(rule.beta, x))
 
 
 def _next_bt(rule: Rule, bt: Any, x: Any) -> tuple[jax.Array, jax.Array]:
-    b1, b2 = _pair(rule.beta, x)
+    b1, b2 = cast_pair(rule.beta, x)
     return bt[0] * b1, bt[1] * b2
 
 
@@ -351,7 +350,7 @@ class Adam(Rule):
         mhat = m / (1 - state.bt[0])
         vhat = v / (1 - state.bt[1])
         # η last, as Optimisers.jl: η·m̂ first would underflow in float16
-        d = mhat / (jnp.sqrt(vhat) + _eps(self.epsilon, x)) * _c(self.eta, x)
+        d = mhat / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x)) * cast(self.eta, x)
         return AdamState(m, v, _next_bt(self, state.bt, x)), d
 
 
@@ -384,17 +383,17 @@ class RAdam(Rule):
         _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return RAdamState(*_adam_init(self, x), t=_int(1))
+        return RAdamState(*_adam_init(self, x), t=counter(1))
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
-        bt, t, b2 = state.bt, state.t, _c(self.beta[1], x)
+        bt, t, b2 = state.bt, state.t, cast(self.beta[1], x)
         rinf = jnp.real(2 / (1 - b2) - 1)  # real also for complex parameters
         rho = rinf - jnp.real(2 * t.astype(x.dtype) * bt[1] / (1 - bt[1]))
         r = jnp.sqrt(jnp.maximum((rho - 4) * (rho - 2) * rinf / ((rinf - 4) * (rinf - 2) * rho), 0))
         mhat = m / (1 - bt[0])
-        eta = _c(self.eta, x)
-        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * eta * r  # η last
+        eta = cast(self.eta, x)
+        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + cast_eps(self.epsilon, x)) * eta * r  # η last
         d = jnp.where(rho > 4, adapted, mhat * eta)
         return RAdamState(m, v, _next_bt(self, bt, x), t + 1), d
 
@@ -428,10 +427,10 @@ class AdaMax(Rule):
         return AdaMaxState(*_adam_init(self, x))
 
     def apply(self, state, x, dx):
-        b1, b2 = _pair(self.beta, x)
+        b1, b2 = cast_pair(self.beta, x)
         m = b1 * state.m + (1 - b1) * dx
         u = jnp.maximum(b2 * state.u, jnp.abs(dx))
-        d = (_c(self.eta, x) / (1 - state.bt[0])) * m / (u + _eps(self.epsilon, x))
+        d = (cast(self.eta, x) / (1 - state.bt[0])) * m / (u + cast_eps(self.epsilon, x))
         return AdaMaxState(m, u, _next_bt(self, state.bt, x)), d
 
 
@@ -463,13 +462,13 @@ class OAdam(Rule):
         _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return OAdamState(*_adam_init(self, x), term=_zeros(x))
+        return OAdamState(*_adam_init(self, x), term=host_zeros(x))
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
         bt = state.bt
         vhat = v / (1 - bt[1])
-        term = _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(vhat) + _eps(self.epsilon, x))
+        term = cast(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x))
         return OAdamState(m, v, _next_bt(self, bt, x), term), 2 * term - state.term
 
 
@@ -498,11 +497,11 @@ class AdaGrad(Rule):
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
 
     def init(self, x):
-        return AdaGradState(acc=_full(x, _first(self.epsilon)))
+        return AdaGradState(acc=host_full(x, at_start(self.epsilon)))
 
     def apply(self, state, x, dx):
-        acc = state.acc + _abs2(dx)
-        d = _c(self.eta, x) * dx / (jnp.sqrt(acc) + _eps(self.epsilon, x))
+        acc = state.acc + abs2(dx)
+        d = cast(self.eta, x) * dx / (jnp.sqrt(acc) + cast_eps(self.epsilon, x))
         return AdaGradState(acc), d
 
 
@@ -534,13 +533,13 @@ class AdaDelta(Rule):
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
 
     def init(self, x):
-        return AdaDeltaState(acc=_zeros(x), dacc=_zeros(x))
+        return AdaDeltaState(acc=host_zeros(x), dacc=host_zeros(x))
 
     def apply(self, state, x, dx):
-        rho, eps = _c(self.rho, x), _eps(self.epsilon, x)
-        acc = rho * state.acc + (1 - rho) * _abs2(dx)
+        rho, eps = cast(self.rho, x), cast_eps(self.epsilon, x)
+        acc = rho * state.acc + (1 - rho) * abs2(dx)
         d = dx * jnp.sqrt(state.dacc + eps) / jnp.sqrt(acc + eps)
-        dacc = rho * state.dacc + (1 - rho) * _abs2(d)
+        dacc = rho * state.dacc + (1 - rho) * abs2(d)
         return AdaDeltaState(acc, dacc), d
 
 
@@ -571,13 +570,13 @@ class AMSGrad(Rule):
         _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        eps = _first(self.epsilon)
-        return AMSGradState(m=_full(x, eps), v=_full(x, eps), vhat=_full(x, eps))
+        eps = at_start(self.epsilon)
+        return AMSGradState(m=host_full(x, eps), v=host_full(x, eps), vhat=host_full(x, eps))
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
         vhat = jnp.maximum(state.vhat, v)
-        d = _c(self.eta, x) * m / (jnp.sqrt(vhat) + _eps(self.epsilon, x))
+        d = cast(self.eta, x) * m / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x))
         return AMSGradState(m, v, vhat), d
 
 
@@ -604,9 +603,9 @@ class NAdam(Rule):
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
-        bt, (b1, b2) = state.bt, _pair(self.beta, x)
+        bt, (b1, b2) = state.bt, cast_pair(self.beta, x)
         num = b1 * m / (1 - b1 * bt[0]) + (1 - b1) * dx / (1 - bt[0])
-        d = num / (jnp.sqrt(v * b2 / (1 - bt[1])) + _eps(self.epsilon, x)) * _c(self.eta, x)
+        d = num / (jnp.sqrt(v * b2 / (1 - bt[1])) + cast_eps(self.epsilon, x)) * cast(self.eta, x)
         return AdamState(m, v, _next_bt(self, bt, x)), d
 
 
@@ -637,20 +636,20 @@ class AdamW(Rule):
         couple: bool = True,
     ):
         self.eta = check(self, "eta", eta, lo=0)
-        self.beta = _beta(self, beta)
+        self.beta = check_beta(self, beta)
         self.lambda_ = check(self, "lambda_", lambda_, lo=0)
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
-        self.couple = _flag(self, "couple", couple)
+        self.couple = check_flag(self, "couple", couple)
 
     def init(self, x):
         return _adam_init(self, x)
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
-        eta, lam = _c(self.eta, x), _c(self.lambda_, x)
+        eta, lam = cast(self.eta, x), cast(self.lambda_, x)
         mhat = m / (1 - state.bt[0])
         vhat = v / (1 - state.bt[1])
-        a = mhat / (jnp.sqrt(vhat) + _eps(self.epsilon, x))
+        a = mhat / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x))
         d = eta * (a + lam * x) if self.couple else eta * a + lam * x
         return AdamState(m, v, _next_bt(self, state.bt, x)), d
 
@@ -686,10 +685,10 @@ class AdaBelief(Rule):
         return AdaBeliefState(*_adam_init(self, x))
 
     def apply(self, state, x, dx):
-        (b1, b2), eps, bt = _pair(self.beta, x), _eps(self.epsilon, x), state.bt
+        (b1, b2), eps, bt = cast_pair(self.beta, x), cast_eps(self.epsilon, x), state.bt
         m = b1 * state.m + (1 - b1) * dx
-        s = b2 * state.s + (1 - b2) * _abs2(dx - m) + eps
-        d = _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(s / (1 - bt[1])) + eps)
+        s = b2 * state.s + (1 - b2) * abs2(dx - m) + eps
+        d = cast(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(s / (1 - bt[1])) + eps)
         return AdaBeliefState(m, s, _next_bt(self, bt, x)), d
 
 
@@ -717,14 +716,14 @@ class Lion(Rule):
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999)):
         self.eta = check(self, "eta", eta, lo=0)
-        self.beta = _beta(self, beta, hi_open=False)
+        self.beta = check_beta(self, beta, hi_open=False)
 
     def init(self, x):
-        return LionState(m=_zeros(x))
+        return LionState(m=host_zeros(x))
 
     def apply(self, state, x, dx):
-        b1, b2 = _pair(self.beta, x)
-        d = _c(self.eta, x) * jnp.sign(b1 * state.m + (1 - b1) * dx)
+        b1, b2 = cast_pair(self.beta, x)
+        d = cast(self.eta, x) * jnp.sign(b1 * state.m + (1 - b1) * dx)
         m = b2 * state.m + (1 - b2) * dx
         return LionState(m), d
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..callbacks import Scheduled, StepContext
 from ..counts import count
 from ..progress import in_notebook
-from ._backend import _mpl, _wide
+from ._backend import matplotlib_module, wide_figsize
 from .curves import loss_curve
 
 __all__ = ["live", "in_notebook"]
@@ -122,7 +122,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
 
     def draw(self) -> Any:
         """Draw the curves now (in place after the first time); returns the Figure."""
-        _mpl()
+        matplotlib_module()
         from IPython.display import Image, display
         from matplotlib.figure import Figure  # free-standing: no pyplot, no GUI window
 
@@ -131,7 +131,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
             for name, (steps, values) in self.series.items()
             if steps
         }
-        fig = Figure(figsize=_wide(self.figsize, len(runs)), layout="constrained")
+        fig = Figure(figsize=wide_figsize(self.figsize, len(runs)), layout="constrained")
         loss_curve(runs, log=self.log, ylabel="value", ax=fig.add_subplot())
         png = io.BytesIO()
         fig.savefig(png, format="png")
