@@ -65,7 +65,7 @@ def test_parse_rules_labels_split_and_clashes():
 @pytest.mark.parametrize("name", TWO_D)
 def test_two_d_problems_have_their_minimum_where_they_say(name):
     p = lab.PROBLEMS[name]
-    base = (lambda q: lab._quadratic(q)) if p.noisy else p.f
+    base = (lambda q: lab.quadratic(q)) if p.noisy else p.f
     for m in p.minimum:
         at = np.asarray(m)
         value = float(base(at))
@@ -82,7 +82,7 @@ def test_compare_two_d_paths_start_together_and_histories_match_f(name):
         assert run.path.shape == (13, 2)
         np.testing.assert_allclose(run.path[0], lab.PROBLEMS[name].start, rtol=1e-6)
         assert run.history.steps == list(range(13))
-        exact = lab._quadratic if name == "noisy_quadratic" else lab.PROBLEMS[name].f
+        exact = lab.quadratic if name == "noisy_quadratic" else lab.PROBLEMS[name].f
         np.testing.assert_allclose(run.history.losses, exact(run.path), rtol=1e-6)
         assert run.final_loss == pytest.approx(run.history.losses[-1])
         assert run.status == "ok" and run.wall_time > 0

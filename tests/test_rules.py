@@ -194,6 +194,28 @@ def solved(rule):
     return np.asarray(x, np.float64), np.asarray(w, np.float64), x, state
 
 
+# the rules of rules.py that keep state: each names it, and shows its own constructor
+NAMED_STATE = [
+    r
+    for r in RULES
+    if type(r).__module__ == "fluxjax.optimise.rules"
+    and not r.has_schedule()
+    and r.init(jnp.zeros(2)) != ()
+]
+
+
+@pytest.mark.parametrize("rule", NAMED_STATE, ids=repr)
+def test_state_is_named_and_its_constructor_is_its_own(rule):
+    x = jnp.ones(SHAPE)
+    state = rule.init(x)
+    assert (
+        type(state).__name__ == type(rule).__name__ + "State" or type(state).__name__ == "AdamState"
+    )
+    new, _ = rule.apply(state, x, x)
+    assert type(new) is type(state) and new._fields == state._fields
+    assert "__init__" in vars(type(rule))  # not borrowed from another rule
+
+
 @pytest.mark.parametrize("rule", RULES, ids=IDS)
 def test_decreases_a_convex_quadratic(rule):
     start, end = quad_loss(X0), quad_loss(solved(rule)[0])

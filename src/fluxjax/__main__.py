@@ -33,7 +33,7 @@ def _have_plots() -> bool:
     try:
         from fluxjax import plots
 
-        plots._mpl()
+        plots.matplotlib_module()
     except ImportError:
         return False
     return True

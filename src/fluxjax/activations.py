@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 
-def _float(x: ArrayLike) -> Array:
+def as_float(x: ArrayLike) -> Array:
     """``x`` as a JAX array of a floating dtype (integers and bools become float32)."""
     x = jnp.asarray(x)
     return x if jnp.issubdtype(x.dtype, jnp.inexact) else x.astype(jnp.float32)
@@ -72,7 +72,7 @@ def sigmoid(x: ArrayLike) -> Array:
     >>> sigmoid(jnp.array([0.0, 2.0])).tolist()
     [0.5, 0.8808]
     """
-    return jax.nn.sigmoid(_float(x))
+    return jax.nn.sigmoid(as_float(x))
 
 
 def hardsigmoid(x: ArrayLike) -> Array:
@@ -81,7 +81,7 @@ def hardsigmoid(x: ArrayLike) -> Array:
     >>> hardsigmoid(jnp.array([-4.0, 0.0, 1.0, 4.0])).tolist()
     [0.0, 0.5, 0.6667, 1.0]
     """
-    return jnp.clip((_float(x) + 3) / 6, 0, 1)
+    return jnp.clip((as_float(x) + 3) / 6, 0, 1)
 
 
 def tanh(x: ArrayLike) -> Array:
@@ -90,7 +90,7 @@ def tanh(x: ArrayLike) -> Array:
     >>> tanh(jnp.array([0.0, 1.0])).tolist()
     [0.0, 0.7616]
     """
-    return jnp.tanh(_float(x))
+    return jnp.tanh(as_float(x))
 
 
 def relu(x: ArrayLike) -> Array:
@@ -99,7 +99,7 @@ def relu(x: ArrayLike) -> Array:
     >>> relu(jnp.array([-1.0, 0.0, 3.0])).tolist()
     [0.0, 0.0, 3.0]
     """
-    return jax.nn.relu(_float(x))
+    return jax.nn.relu(as_float(x))
 
 
 def leakyrelu(x: ArrayLike, a: float = 0.01) -> Array:
@@ -110,7 +110,7 @@ def leakyrelu(x: ArrayLike, a: float = 0.01) -> Array:
     >>> leakyrelu(jnp.array([-1.0]), 2.0).tolist()
     [-2.0]
     """
-    x = _float(x)
+    x = as_float(x)
     return jnp.where(x > 0, x, a * x)
 
 
@@ -120,7 +120,7 @@ def relu6(x: ArrayLike) -> Array:
     >>> relu6(jnp.array([-1.0, 3.0, 8.0])).tolist()
     [0.0, 3.0, 6.0]
     """
-    return jnp.clip(_float(x), 0, 6)
+    return jnp.clip(as_float(x), 0, 6)
 
 
 def elu(x: ArrayLike, alpha: float = 1.0) -> Array:
@@ -129,7 +129,7 @@ def elu(x: ArrayLike, alpha: float = 1.0) -> Array:
     >>> elu(jnp.array([-1.0, 2.0])).tolist()
     [-0.6321, 2.0]
     """
-    return jax.nn.elu(_float(x), alpha)
+    return jax.nn.elu(as_float(x), alpha)
 
 
 def celu(x: ArrayLike, alpha: float = 1.0) -> Array:
@@ -138,7 +138,7 @@ def celu(x: ArrayLike, alpha: float = 1.0) -> Array:
     >>> celu(jnp.array([-1.0, 2.0]), 2.0).tolist()
     [-0.7869, 2.0]
     """
-    return jax.nn.celu(_float(x), alpha)
+    return jax.nn.celu(as_float(x), alpha)
 
 
 def selu(x: ArrayLike) -> Array:
@@ -147,7 +147,7 @@ def selu(x: ArrayLike) -> Array:
     >>> selu(jnp.array([-1.0, 1.0])).tolist()
     [-1.1113, 1.0507]
     """
-    return jax.nn.selu(_float(x))
+    return jax.nn.selu(as_float(x))
 
 
 def gelu(x: ArrayLike) -> Array:
@@ -156,7 +156,7 @@ def gelu(x: ArrayLike) -> Array:
     >>> gelu(jnp.array([-1.0, 1.0])).tolist()
     [-0.1588, 0.8412]
     """
-    return jax.nn.gelu(_float(x), approximate=True)
+    return jax.nn.gelu(as_float(x), approximate=True)
 
 
 def gelu_erf(x: ArrayLike) -> Array:
@@ -165,7 +165,7 @@ def gelu_erf(x: ArrayLike) -> Array:
     >>> gelu_erf(jnp.array([-1.0, 1.0])).tolist()
     [-0.1587, 0.8413]
     """
-    return jax.nn.gelu(_float(x), approximate=False)
+    return jax.nn.gelu(as_float(x), approximate=False)
 
 
 def swish(x: ArrayLike) -> Array:
@@ -174,7 +174,7 @@ def swish(x: ArrayLike) -> Array:
     >>> swish(jnp.array([-1.0, 1.0])).tolist()
     [-0.2689, 0.7311]
     """
-    return jax.nn.silu(_float(x))
+    return jax.nn.silu(as_float(x))
 
 
 def hardswish(x: ArrayLike) -> Array:
@@ -183,7 +183,7 @@ def hardswish(x: ArrayLike) -> Array:
     >>> hardswish(jnp.array([-4.0, 1.0, 4.0])).tolist()
     [-0.0, 0.6667, 4.0]
     """
-    x = _float(x)
+    x = as_float(x)
     return x * hardsigmoid(x)
 
 
@@ -193,7 +193,7 @@ def softplus(x: ArrayLike) -> Array:
     >>> softplus(jnp.array([0.0, 30.0])).tolist()
     [0.6931, 30.0]
     """
-    return jax.nn.softplus(_float(x))
+    return jax.nn.softplus(as_float(x))
 
 
 def softsign(x: ArrayLike) -> Array:
@@ -202,7 +202,7 @@ def softsign(x: ArrayLike) -> Array:
     >>> softsign(jnp.array([-3.0, 1.0])).tolist()
     [-0.75, 0.5]
     """
-    x = _float(x)
+    x = as_float(x)
     return x / (1 + jnp.abs(x))
 
 
@@ -212,7 +212,7 @@ def logsigmoid(x: ArrayLike) -> Array:
     >>> logsigmoid(jnp.array([0.0, -100.0])).tolist()
     [-0.6931, -100.0]
     """
-    return jax.nn.log_sigmoid(_float(x))
+    return jax.nn.log_sigmoid(as_float(x))
 
 
 def hardtanh(x: ArrayLike) -> Array:
@@ -221,7 +221,7 @@ def hardtanh(x: ArrayLike) -> Array:
     >>> hardtanh(jnp.array([-3.0, 0.5, 2.0])).tolist()
     [-1.0, 0.5, 1.0]
     """
-    return jnp.clip(_float(x), -1, 1)
+    return jnp.clip(as_float(x), -1, 1)
 
 
 def lisht(x: ArrayLike) -> Array:
@@ -230,7 +230,7 @@ def lisht(x: ArrayLike) -> Array:
     >>> lisht(jnp.array([-1.0, 2.0])).tolist()
     [0.7616, 1.9281]
     """
-    x = _float(x)
+    x = as_float(x)
     return x * jnp.tanh(x)
 
 
@@ -240,7 +240,7 @@ def mish(x: ArrayLike) -> Array:
     >>> mish(jnp.array([-1.0, 1.0])).tolist()
     [-0.3034, 0.8651]
     """
-    x = _float(x)
+    x = as_float(x)
     return x * jnp.tanh(jax.nn.softplus(x))
 
 
@@ -250,7 +250,7 @@ def tanhshrink(x: ArrayLike) -> Array:
     >>> tanhshrink(jnp.array([-1.0, 2.0])).tolist()
     [-0.2384, 1.0360]
     """
-    x = _float(x)
+    x = as_float(x)
     return x - jnp.tanh(x)
 
 
@@ -260,7 +260,7 @@ def softshrink(x: ArrayLike, lambda_: float = 0.5) -> Array:
     >>> softshrink(jnp.array([-2.0, 0.3, 1.0])).tolist()
     [-1.5, 0.0, 0.5]
     """
-    x = _float(x)
+    x = as_float(x)
     return jnp.minimum(jnp.maximum(0, x - lambda_), x + lambda_)
 
 
@@ -270,7 +270,7 @@ def trelu(x: ArrayLike, theta: float = 1.0) -> Array:
     >>> trelu(jnp.array([0.5, 1.0, 2.0])).tolist()
     [0.0, 0.0, 2.0]
     """
-    x = _float(x)
+    x = as_float(x)
     return jnp.where(x > theta, x, 0)
 
 
@@ -280,7 +280,7 @@ def logcosh(x: ArrayLike) -> Array:
     >>> logcosh(jnp.array([0.0, 100.0])).tolist()
     [0.0, 99.3069]
     """
-    x = _float(x)
+    x = as_float(x)
     return x + jax.nn.softplus(-2 * x) - math.log(2)
 
 
@@ -311,7 +311,7 @@ def softmax(x: ArrayLike, axis: int = -1) -> Array:
     >>> softmax(jnp.array([1.0, jnp.inf, 2.0])).tolist()
     [0.0, 1.0, 0.0]
     """
-    return _softmax(_float(x), axis)
+    return _softmax(as_float(x), axis)
 
 
 def logsoftmax(x: ArrayLike, axis: int = -1) -> Array:
@@ -320,7 +320,7 @@ def logsoftmax(x: ArrayLike, axis: int = -1) -> Array:
     >>> logsoftmax(jnp.array([0.0, 0.0])).tolist()
     [-0.6931, -0.6931]
     """
-    return jax.nn.log_softmax(_float(x), axis=axis)
+    return jax.nn.log_softmax(as_float(x), axis=axis)
 
 
 def logsumexp(
@@ -335,7 +335,7 @@ def logsumexp(
     >>> logsumexp(jnp.zeros((2, 3)), axis=-1).shape
     (2,)
     """
-    return jax.nn.logsumexp(_float(x), axis=axis, keepdims=keepdims)
+    return jax.nn.logsumexp(as_float(x), axis=axis, keepdims=keepdims)
 
 
 def identity(x: ArrayLike) -> ArrayLike:

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import _ckpt, _files
 from .callbacks import Scheduled, StepContext
+from .counts import count
 from .data import DataLoader
 from .io import CheckpointError, load, snapshot
 
@@ -58,9 +59,7 @@ class Preempted(Exception):  # noqa: N818  (Flux-style name, as fx.stop)
 def _positive(v: Any, name: str, allow_none: bool = False) -> int | None:
     if v is None and allow_none:
         return None
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-        raise ValueError(f"Checkpointer: {name} must be a positive int, got {v!r}.")
-    return int(v)
+    return count(v, f"Checkpointer: {name} must be a positive int, got {v!r}.")
 
 
 def _seconds(v: Any) -> float | None:

@@ -13,13 +13,20 @@ TypeError: train: epochs must be an int (a count of passes over the data), got 3
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import jax
 import numpy as np
+
+from .autodiff import Params
+from .callbacks.triggers import patience
+from .counts import is_int
+from .module import Module
+from .naming import NAMED, required_parameters
+from .optimise.base import Rule
+from .optimise.state import OptimiserState, check_state_fits, state_leaves  # noqa: F401
 
 __all__ = [
     "check_epochs",
@@ -33,13 +40,7 @@ __all__ = [
 ]
 
 
-def _nothing() -> Any:
-    from .autodiff import Params
-
-    return Params()
-
-
-NOTHING = _nothing()  # what train(loss, (), data, opt) trains: Flux's idiom for "no params"
+NOTHING = Params()  # what train(loss, (), data, opt) trains: Flux's idiom for "no params"
 
 TRACE_ERRORS = (
     jax.errors.ConcretizationTypeError,
@@ -49,10 +50,6 @@ TRACE_ERRORS = (
 )
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
-
-
 def check_count(v: Any, name: str, *, lo: int = 0) -> int:
     """``v`` as a Python int (NumPy integers accepted) when it is an int ``>= lo``.
 
@@ -60,7 +57,7 @@ def check_count(v: Any, name: str, *, lo: int = 0) -> int:
     >>> check_count(np.int32(2), "steps_per_call", lo=1)
     2
     """
-    if not _is_int(v):
+    if not is_int(v):
         hint = f"{name}={int(v)}" if isinstance(v, float) and v.is_integer() else f"{name}=3"
         raise TypeError(
             f"train: {name} must be an int, got {v!r} ({type(v).__name__}); pass {hint}."
@@ -74,7 +71,7 @@ def check_count(v: Any, name: str, *, lo: int = 0) -> int:
 def check_epochs(epochs: Any) -> int:
     """The number of epochs as an int: NumPy integers are accepted, floats, bools and
     negative numbers refused."""
-    if not _is_int(epochs):
+    if not is_int(epochs):
         hint = f"epochs={int(epochs)}" if isinstance(epochs, float) and epochs.is_integer() else ""
         raise TypeError(
             f"train: epochs must be an int (a count of passes over the data), got {epochs!r} "
@@ -158,24 +155,15 @@ def check_callback(f: Any) -> None:
         )
     if not callable(f):
         raise TypeError(f"train: cb must be a function or a list of them, got {f!r}.")
-    if getattr(f, "__qualname__", "") == "patience.<locals>.on_trigger":
+    if isinstance(f, patience):
         raise TypeError(
             "train: cb is a trigger from fx.early_stopping / fx.plateau / fx.patience: it "
             "returns True when training should stop, but returning True stops nothing. Stop "
             "explicitly: es = fx.early_stopping(f, 3); cb=lambda: es() and fx.stop()."
         )
-    try:
-        sig = inspect.signature(getattr(f, "__wrapped__", f))
-    except (TypeError, ValueError):
-        return
-    required = [
-        p
-        for p in sig.parameters.values()
-        if p.default is p.empty
-        and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    ]
+    required = required_parameters(getattr(f, "__wrapped__", f), NAMED)
     if len(required) > 1:
-        names = ", ".join(p.name for p in required)
+        names = ", ".join(required)
         raise TypeError(
             f"train: the callback {getattr(f, '__qualname__', f)!r} takes {len(required)} "
             f"arguments ({names}); a callback takes no argument or one (a StepContext with "
@@ -196,8 +184,6 @@ def check_opt(opt: Any) -> None:
     >>> from fluxjax.checks import check_opt
     >>> check_opt(fx.Adam())
     """
-    from .optimise.base import Rule
-
     if isinstance(opt, type) and issubclass(opt, Rule):
         raise TypeError(
             f"train: opt is fx.{opt.__name__}, the class; pass an optimiser: fx.{opt.__name__}() "
@@ -215,10 +201,6 @@ def check_target(target: Any, opt: Any) -> None:
     Traceback (most recent call last):
     ValueError: the optimiser state of Dense.weight was built for an array of shape (4, 1), ...
     """
-    from .autodiff import Params
-    from .module import Module
-    from .optimise.interface import OptimiserState
-
     if isinstance(target, Params) and len(target) == 0 and target is not NOTHING:
         warnings.warn(
             "train: there is nothing to train: the Params are empty (fx.params() of nothing, "
@@ -237,38 +219,6 @@ def check_target(target: Any, opt: Any) -> None:
                 "train: there is nothing to train: every parameter in this state is frozen "
                 "(fx.freeze). Thaw some with fx.thaw(state.layers[i]) first."
             )
-
-
-def state_leaves(state: Any, model: Any) -> list[Any]:
-    """``(leaf, slot, None)`` for each leaf of an explicit-mode state walked with ``model``;
-    a ``ValueError`` naming the entry when the state was built for a model of another
-    structure (a ``Chain`` state with a ``Dense``, another number of layers).
-
-    >>> import fluxjax as fx
-    >>> state_leaves(fx.setup(fx.Adam(), fx.Chain(fx.Dense(1, 2))), fx.Dense(1, 2))
-    Traceback (most recent call last):
-    ValueError: this optimiser state was built by fx.setup for another model: ...
-    """
-    from .optimise.interface import _triples
-
-    return list(_triples(state, model, None))
-
-
-def check_state_fits(leaf: Any, x: Any, label: str) -> None:
-    """Raise when an explicit-mode ``Leaf``'s state was built for an array of another shape
-    (a state from ``setup`` on another model)."""
-    want = jax.eval_shape(leaf.rule.init, jax.ShapeDtypeStruct(x.shape, x.dtype))
-    got = leaf.state
-    want_leaves, got_leaves = jax.tree_util.tree_leaves(want), jax.tree_util.tree_leaves(got)
-    shapes_w = [tuple(a.shape) for a in want_leaves]
-    shapes_g = [tuple(np.shape(a)) for a in got_leaves]
-    if shapes_w != shapes_g:
-        first = next((g for g, w in zip(shapes_g, shapes_w) if g != w), shapes_g[:1])
-        raise ValueError(
-            f"the optimiser state of {label} was built for an array of shape {first}, but the "
-            f"parameter has shape {tuple(x.shape)}: this state comes from fx.setup on another "
-            "model. Build it for this one: state = fx.setup(rule, model)."
-        )
 
 
 def check_loss_value(l: Any) -> None:

@@ -19,159 +19,17 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
+from .counts import count
+from .loader_checks import check_batchsize, check_loader_state, check_rng, check_shard
+from .naming import name_of
+from .observations import describe, getobs, normalise, numobs
 from .rng import host_rng
 
 __all__ = ["DataLoader", "ncycle", "numobs", "getobs"]
 
-_take = jax.jit(lambda a, idx: a[idx])  # one compiled gather per (shape, batch size)
-
-
-# ---- containers: an array, or tuples / dicts of them, nested -------------------------------
-
-
-def _map(fn: Callable[[Any], Any], data: Any) -> Any:
-    """Apply ``fn`` to every array of ``data``, keeping the tuple/dict structure."""
-    if isinstance(data, tuple):
-        items = [_map(fn, d) for d in data]
-        return type(data)(*items) if hasattr(data, "_fields") else tuple(items)
-    if isinstance(data, dict):
-        return {k: _map(fn, v) for k, v in data.items()}
-    return fn(data)
-
-
-def _leaves(data: Any, path: str = "data") -> Iterator[tuple[str, Any]]:
-    """Yield ``(path, array)`` for every array of ``data``, e.g. ``("data[1]", y)``."""
-    if isinstance(data, tuple):
-        for i, d in enumerate(data):
-            yield from _leaves(d, f"{path}[{i}]")
-    elif isinstance(data, dict):
-        for k, v in data.items():
-            yield from _leaves(v, f"{path}[{k!r}]")
-    else:
-        yield path, data
-
-
-def _as_array(x: Any, path: str) -> Any:
-    if isinstance(x, np.memmap):
-        return x  # out-of-core data stays on disk, read batch by batch
-    if isinstance(x, np.ndarray):
-        x = np.array(x)  # a private copy: later in-place edits of the user's array don't leak in
-        x.flags.writeable = False
-    elif isinstance(x, range | list):
-        try:
-            x = np.asarray(x)
-        except ValueError:  # NumPy >= 1.24 refuses ragged lists outright
-            x = np.empty(0, dtype=object)
-        if x.dtype == object:
-            raise TypeError(f"{path} is a ragged list; pass an array, a tuple or a dict of arrays")
-    elif not isinstance(x, jax.Array):
-        raise TypeError(
-            f"{path} is a {type(x).__name__}; DataLoader takes an array (NumPy or JAX), "
-            "or a tuple or dict of arrays (nesting allowed)"
-        )
-    if x.ndim == 0:
-        raise ValueError(f"{path} is a scalar; every array needs an observation axis (its first)")
-    return x
-
-
-def numobs(data: Any) -> int:
-    """The number of observations in ``data``: the length of the first axis of its arrays.
-
-    ``data`` is an array or a tuple/dict of arrays (nested); all arrays must agree, as in
-    MLUtils' ``numobs`` (the *first* axis here, Flux's last).
-
-    >>> import numpy as np, fluxjax as fx
-    >>> fx.numobs((np.zeros((5, 2)), {"y": np.zeros(5)}))
-    5
-    >>> fx.numobs((np.zeros((5, 2)), np.zeros(4)))
-    Traceback (most recent call last):
-    ValueError: data[0] has 5 observations but data[1] has 4; ...
-    """
-    leaves = list(_leaves(data))
-    if not leaves:
-        raise ValueError(f"Need at least one data input, got an empty {type(data).__name__}")
-    first, n = leaves[0][0], _len0(leaves[0][1], leaves[0][0])
-    for path, a in leaves[1:]:
-        if _len0(a, path) != n:
-            raise ValueError(
-                f"{first} has {n} observations but {path} has {a.shape[0]}; all arrays need "
-                "the same length along their first (observation) axis"
-            )
-    return n
-
-
-def _len0(a: Any, path: str) -> int:
-    shape = getattr(a, "shape", None)
-    if not shape:
-        raise ValueError(f"{path} has no observation axis (shape {shape}); pass arrays")
-    return int(shape[0])
-
-
-def getobs(data: Any, idx: Any) -> Any:
-    """Observations ``idx`` of ``data``: ``idx`` an int (one observation, first axis dropped)
-    or a sequence of ints (a batch, first axis kept). Keeps the container structure; NumPy
-    arrays give NumPy arrays, JAX arrays give JAX arrays (gathered on their device).
-
-    >>> import numpy as np, fluxjax as fx
-    >>> fx.getobs({"x": np.arange(10, 15)}, [4, 0])
-    {'x': array([14, 10])}
-    >>> fx.getobs((np.arange(6).reshape(3, 2),), 1)
-    (array([2, 3]),)
-    """
-    if isinstance(idx, int | np.integer):
-        return _map(lambda a: a[int(idx)], data)
-    idx = np.asarray(idx, dtype=np.intp)
-    jidx: list[jax.Array] = []  # the indices go to the device once, for all JAX arrays
-
-    def take(a: Any) -> Any:
-        if not isinstance(a, jax.Array):
-            return a[idx]
-        if not jidx:
-            jidx.append(jnp.asarray(idx))
-        return _take(a, jidx[0])
-
-    return _map(take, data)
-
-
 # ---- the loader ------------------------------------------------------------------------------
-
-
-def _check_batchsize(batchsize: Any) -> int:
-    if isinstance(batchsize, np.ndarray | jax.Array | list | tuple):
-        raise TypeError(
-            "DataLoader got an array where the batch size goes: pass the arrays as one tuple, "
-            "DataLoader((x, y), batchsize=32), not DataLoader(x, y)."
-        )
-    if not isinstance(batchsize, int | np.integer) or isinstance(batchsize, bool):
-        raise ValueError(
-            f"batchsize must be a positive int, got {batchsize!r} "
-            f"({type(batchsize).__name__}); pass e.g. batchsize=32"
-        )
-    if batchsize <= 0:
-        raise ValueError(f"Need positive batchsize, got batchsize={batchsize}; pass e.g. 1")
-    return int(batchsize)
-
-
-def _check_rng(rng: Any) -> np.random.Generator | None:
-    if rng is None or isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
-        return np.random.default_rng(int(rng))
-    raise TypeError(
-        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}"
-    )
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, tuple | dict):
-        n = sum(1 for _ in _leaves(data))
-        kind = "tuple" if type(data) is tuple else type(data).__name__
-        return f"{kind} of {n} array{'s' * (n != 1)}"
-    return f"array of shape {tuple(data.shape)}"
 
 
 class DataLoader:
@@ -244,7 +102,7 @@ class DataLoader:
         collate: Callable[[list[Any]], Any] | None = None,
         shard: tuple[int, int] | None = None,
     ) -> None:
-        batchsize, rng = _check_batchsize(batchsize), _check_rng(rng)
+        batchsize, rng = check_batchsize(batchsize), check_rng(rng)
         for name, flag in (("shuffle", shuffle), ("partial", partial)):
             if not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
@@ -253,10 +111,10 @@ class DataLoader:
                 f"collate must be None or a function of the list of observations, got "
                 f"{collate!r}; collate=list gives that list (MLUtils' collate=false)"
             )
-        self._data = _normalise(data)
+        self._data = normalise(data)
         self._nobs = numobs(self._data)
         if self._nobs == 0:
-            raise ValueError(f"data has 0 observations ({_describe(self._data)}); nothing to load")
+            raise ValueError(f"data has 0 observations ({describe(self._data)}); nothing to load")
         if self._nobs < batchsize:
             warnings.warn(
                 "Number of observations less than batchsize, decreasing the batchsize to "
@@ -271,7 +129,7 @@ class DataLoader:
         # how many of its batches were taken; `_resume` when the next epoch continues it
         self._epoch, self._cur, self._pos, self._resume = 0, None, 0, False
         self._iters, self._drawn = 0, None
-        self._shard = _check_shard(shard, self)
+        self._shard = check_shard(shard, self)
 
     data = property(lambda self: self._data, doc="The container of arrays batches come from.")
     nobs = property(lambda self: self._nobs, doc="The number of observations ``n``.")
@@ -477,7 +335,7 @@ class DataLoader:
         stopped (only its remaining batches), later ones shuffle as they would have.
         The loader must have the same ``nobs``, ``batchsize``, ``shuffle`` and ``partial``
         (checked: a mismatch names each field)."""
-        _check_loader_state(self, state)
+        check_loader_state(self, state)
         gen = self._generator()
         try:
             gen.bit_generator.state = state["rng_state"]
@@ -492,76 +350,16 @@ class DataLoader:
         self._pos, self._resume = (pos, True) if self._cur is not None else (0, False)
 
     def _args(self) -> str:
-        collate = "" if self._collate is None else f", collate={_name(self._collate)}"
+        collate = "" if self._collate is None else f", collate={name_of(self._collate)}"
         shard = "" if self._shard is None else f", shard={self._shard}"
         return (
-            f"{_describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
+            f"{describe(self._data)}, nobs={self._nobs}, batchsize={self._batchsize}, "
             f"shuffle={self._shuffle}, partial={self._partial}{collate}{shard}"
         )
 
     def __repr__(self) -> str:
         n = len(self)
         return f"DataLoader({self._args()})  # {n} batch{'es' * (n != 1)}"
-
-
-def _check_shard(shard: Any, loader: DataLoader) -> tuple[int, int] | None:
-    """``shard=(index, count)`` checked: every batch must split into ``count`` equal parts."""
-    if shard is None:
-        return None
-    ok = isinstance(shard, tuple) and len(shard) == 2
-    if not ok or not all(isinstance(v, int | np.integer) for v in shard):
-        raise TypeError(
-            f"shard must be (index, count), e.g. shard=(jax.process_index(), "
-            f"jax.process_count()), got {shard!r}"
-        )
-    i, n = int(shard[0]), int(shard[1])
-    if not 0 <= i < n:
-        raise ValueError(f"shard=({i}, {n}): the index must be in 0..{n - 1}")
-    bs, tail = loader.batchsize, loader.nobs % loader.batchsize if loader.partial else 0
-    if bs % n or tail % n:
-        size = bs if bs % n else tail
-        raise ValueError(
-            f"shard=({i}, {n}): a batch of {size} observations cannot be split into {n} equal "
-            f"parts (batchsize={bs}, nobs={loader.nobs}); use a batchsize divisible by {n}"
-            f"{', and partial=False to drop the short last batch' if tail % n else ''}"
-        )
-    if loader.shuffle and loader.rng is None:
-        raise ValueError(
-            f"shard=({i}, {n}) with shuffle=True needs rng= the same seed in every process "
-            "(e.g. rng=0), so that all processes draw the same permutation"
-        )
-    return i, n
-
-
-def _name(f: Any) -> str:
-    return getattr(f, "__qualname__", None) or repr(f)
-
-
-def _check_loader_state(loader: DataLoader, state: Any) -> None:
-    """Raise naming every field where a saved loader state does not fit ``loader``."""
-    keys = ("nobs", "batchsize", "shuffle", "partial", "epoch", "position", "order", "rng_state")
-    if not isinstance(state, dict) or any(k not in state for k in keys):
-        raise TypeError(
-            f"loadstate: expected the dict from DataLoader.state(), got {type(state).__name__}"
-        )
-    now = {"nobs": loader.nobs, "batchsize": loader.batchsize}
-    now.update(shuffle=loader.shuffle, partial=loader.partial)
-    diff = [f"{k}={state[k]!r} saved vs {v!r} here" for k, v in now.items() if state[k] != v]
-    if diff:
-        raise ValueError(
-            "loadstate: the saved DataLoader does not match this one: "
-            + "; ".join(diff)
-            + ". Build the loader with the same data and arguments as the saved run."
-        )
-    order = state["order"]
-    if order is not None and (len(order) != loader.nobs or int(state["position"]) >= len(loader)):
-        raise ValueError("loadstate: the saved epoch order does not fit this loader.")
-
-
-def _normalise(data: Any) -> Any:
-    """Check every array of ``data``, convert lists and ranges, copy NumPy arrays (read-only)."""
-    paths = iter([path for path, _ in _leaves(data)])  # same order as _map visits them
-    return _map(lambda a: _as_array(a, next(paths)), data)
 
 
 class ncycle:  # noqa: N801  (lower case as IterTools.ncycle, and a class so train can see it)
@@ -582,8 +380,7 @@ class ncycle:  # noqa: N801  (lower case as IterTools.ncycle, and a class so tra
     """
 
     def __init__(self, iterable: Iterable[Any], n: int) -> None:
-        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"ncycle needs a non-negative int count, got n={n!r}")
+        count(n, f"ncycle needs a non-negative int count, got n={n!r}", minimum=0)
         if isinstance(iterable, Iterator):
             raise TypeError(
                 "ncycle needs something it can iterate again (a DataLoader, a list), got a "

@@ -32,11 +32,11 @@ import numpy as np
 
 from . import _files
 from ._files import CheckpointError
-from .checks import state_leaves
-from .data import DataLoader
-from .module import Module, Slot, _attrs, is_array, show
+from .counts import is_count
+from .data import DataLoader, check_loader_state
+from .module import Module, Slot, attributes, is_array, show
 from .optimise import _opt_io
-from .optimise.interface import OptimiserState
+from .optimise.state import OptimiserState, state_leaves
 
 __all__ = ["state", "loadmodel", "save", "load", "CheckpointError"]
 
@@ -50,7 +50,7 @@ def entries(value: Any, prefix: str = "") -> Iterator[tuple[str, Slot]]:
 
 def _entries(value: Any, prefix: str, owner: Any, path: tuple[Any, ...]) -> Iterator[Any]:
     if isinstance(value, Module):
-        for k, v in _attrs(value).items():
+        for k, v in attributes(value).items():
             yield from _entries(v, _dot(prefix) + k, value, (k,))
     elif is_array(value):
         if owner is not None:
@@ -115,7 +115,7 @@ def state(model: Module) -> dict[str, Any]:
 def _state_of(v: Any) -> Any:
     if isinstance(v, Module):
         out = {}
-        for k, c in _attrs(v).items():
+        for k, c in attributes(v).items():
             s = _state_of(c)
             if s is not None:
                 out[k] = s
@@ -330,7 +330,7 @@ def snapshot(
 
 
 def _files_int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+    if not is_count(v, minimum=0):
         raise TypeError(f"save: {name} must be a non-negative int, got {_kind(v)}.")
     return int(v)
 
@@ -397,10 +397,8 @@ def _loader_load(path: str, meta: dict[str, Any], tensors: dict[str, Any], loade
             "without loader=."
         )
     st = {**st, "order": tensors.get("loader/order")}
-    from .data import _check_loader_state
-
     try:
-        _check_loader_state(loader, st)
+        check_loader_state(loader, st)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: {e}") from None
     return lambda: loader.loadstate(st)

@@ -42,9 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .callbacks import Scheduled, StepContext
+from .counts import count
 
 __all__ = ["CSVLogger", "TensorBoardLogger"]
 
@@ -52,9 +51,7 @@ FIXED = ["run", "step", "global_step", "epoch", "loss", "eta", "wall_time"]
 
 
 def _every(owner: str, every: Any) -> int:
-    if not isinstance(every, int | np.integer) or isinstance(every, bool) or every < 1:
-        raise ValueError(f"{owner}: every must be a positive int (steps), got {every!r}.")
-    return int(every)
+    return count(every, f"{owner}: every must be a positive int (steps), got {every!r}.")
 
 
 def scalar(value: Any) -> float | None:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from .activations import _float, logsigmoid, logsoftmax
+from .activations import as_float, logsigmoid, logsoftmax
 
 __all__ = [
     "mae",
@@ -99,7 +99,7 @@ def _params(f: Callable[..., Any]) -> tuple[str, ...]:
 
 def _prep(name: str, yhat: ArrayLike, y: ArrayLike) -> tuple[Array, Array]:
     """``yhat`` as a float array, ``y`` as an array; refuse arrays of different shapes."""
-    yhat = _float(yhat)
+    yhat = as_float(yhat)
     if not isinstance(y, numbers.Number) and jnp.shape(y) != yhat.shape:
         raise ValueError(
             f"{name} expects yhat and y of the same shape, got yhat.shape = {yhat.shape} and "
@@ -163,7 +163,7 @@ def xlogx(x: ArrayLike) -> Array:
     >>> xlogx(jnp.array([0.0, 1.0])).tolist()
     [0.0, 0.0]
     """
-    x = _float(x)
+    x = as_float(x)
     zero = x == 0
     return jnp.where(zero, 0, x * jnp.log(jnp.where(zero, 1, x)))
 
@@ -225,7 +225,7 @@ def label_smoothing(y: ArrayLike, alpha: float, *, axis: int | None = -1) -> Arr
     """
     if not 0 < alpha < 1:
         raise ValueError(f"label_smoothing needs 0 < alpha < 1 (strict), got alpha = {alpha}")
-    y = _float(y)
+    y = as_float(y)
     if axis is None:
         return y * (1 - alpha) + alpha / 2
     if not -y.ndim <= axis < y.ndim:

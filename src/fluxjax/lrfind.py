@@ -26,6 +26,8 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from .counts import is_count
+
 __all__ = ["lr_find", "LRFind"]
 
 
@@ -82,7 +84,7 @@ def lr_find(
     from .optimise.interface import adjust, setup
     from .optimise.optax import as_rule
 
-    if not (0 < lo < hi) or not isinstance(steps, int) or steps < 2:
+    if not (0 < lo < hi) or not is_count(steps, minimum=2):
         raise ValueError(f"lr_find: need 0 < lo < hi and steps >= 2, got {lo}, {hi}, {steps}.")
     sweep = OptimiserChain(SkipNonFinite(), adjust(as_rule(rule), eta=_Sweep(lo, hi, steps)))
     batches = list(data) if isinstance(data, list | tuple) else data
@@ -108,12 +110,12 @@ def lr_find(
 
 def _all_arrays(ps: Any) -> list[Any]:
     """Every array of the modules ``ps`` was built from (statistics and keys included)."""
-    from .autodiff import _group
     from .module import modules, walk
+    from .params import group
 
     seen: set[int] = set()
     mods = [m for r in ps.roots for m in modules(r, seen)]
-    return _group(
+    return group(
         (o, path, a) for m in mods for o, path, a in walk(m, trainable_only=False) if o is m
     )
 

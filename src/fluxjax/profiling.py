@@ -19,6 +19,7 @@ from typing import Any
 import jax
 
 from .callbacks import Scheduled, StepContext
+from .counts import is_count, is_int
 
 __all__ = ["profile"]
 
@@ -37,7 +38,7 @@ class profile(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
         self, steps: tuple[int, int] = (10, 20), logdir: str | os.PathLike[str] = "profile"
     ):
         start, stop = steps
-        if not (isinstance(start, int) and isinstance(stop, int) and 1 <= start < stop):
+        if not (is_count(start) and is_int(stop) and start < stop):
             raise ValueError(
                 f"profile: steps must be (start, stop) with 1 <= start < stop, got {steps!r}."
             )

@@ -24,40 +24,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import jax.numpy as jnp
-
-from .callbacks import Scheduled, StepContext, _score
-from .optimise.base import Rule
+from .callbacks.context import StepContext
+from .callbacks.scheduling import Scheduled
+from .callbacks.triggers import score_function
 
 __all__ = ["reduce_on_plateau"]
-
-
-def adjust_live(plan: Any, eta: Any = None, **changes: Any) -> None:
-    """Set hyperparameters of the rules a training plan runs, in place (as ``fx.adjust``):
-    implicit mode's rule object (and its members), explicit mode's Leafs."""
-    from .optimise.interface import adjust
-
-    if eta is not None:
-        changes["eta"] = eta
-    if not isinstance(plan.source, Rule):
-        adjust(plan.source, **changes)  # replaces each Leaf's rule with an adjusted copy
-        return
-    found: set[str] = set()
-    todo, seen = [plan.source], set()
-    while todo:
-        r = todo.pop()
-        if id(r) in seen:
-            continue
-        seen.add(id(r))
-        fields = r.hyperparameters()
-        for k, v in changes.items():
-            if k in fields:
-                setattr(r, k, v)
-                found.add(k)
-        todo.extend(r.children())
-    missing = set(changes) - found
-    if missing:
-        raise TypeError(f"adjust: no rule in this optimiser has a field {sorted(missing)[0]!r}.")
 
 
 class reduce_on_plateau(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
@@ -90,7 +61,7 @@ class reduce_on_plateau(Scheduled):  # noqa: N801  (a function-like name, as fx.
         for name, v in (("patience", patience), ("every", every), ("cooldown", cooldown + 1)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"reduce_on_plateau: {name} must be a positive int, got {v!r}.")
-        self.score = _score(f, "reduce_on_plateau")
+        self.score = score_function(f, "reduce_on_plateau")
         self.factor, self.patience, self.min_eta = float(factor), patience, float(min_eta)
         self.min_delta, self.cooldown, self.every = float(min_delta), cooldown, every
         self.best, self.wait, self.cooldown_left = math.inf, 0, 0
@@ -128,31 +99,3 @@ class reduce_on_plateau(Scheduled):  # noqa: N801  (a function-like name, as fx.
 
     def __repr__(self) -> str:
         return f"reduce_on_plateau(factor={self.factor}, patience={self.patience})"
-
-
-class Best:
-    """The arrays of the model a plan trains, copied on the device when a score improves
-    (no host sync), and put back on request (``early_stopping(restore_best=True)``)."""
-
-    def __init__(self) -> None:
-        self.arrays: list[Any] | None = None
-
-    def keep(self, ctx: Any) -> None:
-        plan = _plan_of(ctx)
-        self.arrays = [jnp.copy(p.get()) for p in (*plan.entries, *plan.others)]
-
-    def restore(self, ctx: Any) -> None:
-        plan = _plan_of(ctx)
-        if self.arrays is not None:
-            for p, a in zip((*plan.entries, *plan.others), self.arrays):
-                p.set(a)
-
-
-def _plan_of(ctx: Any) -> Any:
-    plan = getattr(ctx, "_plan", None)
-    if plan is None:
-        raise TypeError(
-            "early_stopping(..., restore_best=True) must be called with the StepContext "
-            "inside fx.train's callbacks, e.g. fx.every(n, lambda ctx: es(ctx) and fx.stop())."
-        )
-    return plan

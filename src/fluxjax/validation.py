@@ -15,7 +15,6 @@ compiled, and hands their values to the callbacks after it and to the history.
 
 from __future__ import annotations
 
-import inspect
 import types
 import warnings
 from collections.abc import Callable
@@ -24,10 +23,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from .autodiff import _group, bind_call
+from .autodiff import bind_call
 from .callbacks import Scheduled, StepContext
+from .counts import count
 from .engine.scope import _filled, reachable
 from .module import Module, is_array, modules, structure_version, walk
+from .naming import NAMED, required_parameters
+from .params import group
 
 __all__ = ["metrics"]
 
@@ -35,15 +37,7 @@ __all__ = ["metrics"]
 def _check_function(name: str, f: Any) -> None:
     if not callable(f):
         raise TypeError(f"metrics: {name} must be a function of no arguments, got {f!r}.")
-    try:
-        sig = inspect.signature(f)
-    except (TypeError, ValueError):
-        return
-    required = [
-        p.name
-        for p in sig.parameters.values()
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    required = required_parameters(f, NAMED)
     if required:
         raise TypeError(
             f"metrics: {name} must take no arguments (it is called as {name}()), but it needs "
@@ -69,7 +63,7 @@ class Compiled:
             for m in modules(v, seen)
         ]
         self.watch = [(m.__dict__, structure_version(m)) for m in visible]
-        self.entries = _group(
+        self.entries = group(
             (o, path, a) for m in visible for o, path, a in walk(m, trainable_only=False) if o is m
         )
         code = getattr(f, "__code__", None)
@@ -157,8 +151,7 @@ class metrics(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
     """
 
     def __init__(self, every: int = 1, *, on: Any = None, **fns: Callable[[], Any]) -> None:
-        if not isinstance(every, int | np.integer) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"metrics: every must be a positive int (steps), got {every!r}.")
+        every = count(every, f"metrics: every must be a positive int (steps), got {every!r}.")
         if not fns:
             raise TypeError(
                 "metrics: name at least one function, e.g. "

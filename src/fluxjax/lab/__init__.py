@@ -34,7 +34,7 @@ histories hold the (noise-free) function at every point of the path, step 0 incl
 from .comparison import Comparison, compare
 from .models import Point, fit2d_model, seed_model
 from .parsing import parse_rule, parse_rules
-from .problems import PROBLEMS, Problem, _quadratic  # noqa: F401
+from .problems import PROBLEMS, Problem, quadratic  # noqa: F401
 from .runs import Run
 
 __all__ = [

@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 
 from ..callbacks import History
+from ..counts import count
 from ..optimise.base import Rule
 from .parsing import parse_rules
-from .problems import Problem, _problem
-from .runs import Run, _run
+from .problems import Problem, find_problem
+from .runs import Run, run_rule
 
 # ---- the comparison --------------------------------------------------------------------------
 
@@ -142,16 +143,15 @@ def compare(
 
     A run whose loss becomes non-finite stops there and is marked "diverged at step k".
     """
-    prob = _problem(problem)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"compare: steps must be a positive int, got {steps!r}")
+    prob = find_problem(problem)
+    steps = count(steps, f"compare: steps must be a positive int, got {steps!r}")
     pairs = parse_rules(prob.default_rules if rules is None else rules)
     if eta is not None:
         pairs = [(f"{label} η={eta:g}", _with_eta(rule, eta)) for label, rule in pairs]
     thr = prob.threshold if threshold is None else float(threshold)
     out = Comparison(prob, steps, thr)
     for label, rule in pairs:
-        out.runs.append(_run(prob, label, rule, steps, thr, seed, progress))
+        out.runs.append(run_rule(prob, label, rule, steps, thr, seed, progress))
     return out
 
 

@@ -25,14 +25,14 @@ def _saddle(p: Any) -> Any:
 
 
 _CURV = (10.0, 1.0)
-_NOISE = 0.5
+NOISE = 0.5
 
 
-def _quadratic(p: Any) -> Any:
+def quadratic(p: Any) -> Any:
     return 0.5 * (_CURV[0] * p[..., 0] ** 2 + _CURV[1] * p[..., 1] ** 2)
 
 
-def _noisy_quadratic(p: Any, c: Any) -> Any:
+def noisy_quadratic(p: Any, c: Any) -> Any:
     d = p - c
     return 0.5 * (_CURV[0] * d[..., 0] ** 2 + _CURV[1] * d[..., 1] ** 2)
 
@@ -118,7 +118,7 @@ PROBLEMS: dict[str, Problem] = {
             "½ (10 (x − c)² + (y − d)²) with noise c, d ~ N(0, 0.5²) each step, from (2, 2)",
             0.05,
             "Descent(0.05),Momentum(0.005),RMSProp(0.01),Adam(0.05)",
-            _quadratic,
+            quadratic,
             (2.0, 2.0),
             ((0.0, 0.0),),
             (-2.5, 2.5),
@@ -129,7 +129,7 @@ PROBLEMS: dict[str, Problem] = {
 }
 
 
-def _problem(problem: str | Problem) -> Problem:
+def find_problem(problem: str | Problem) -> Problem:
     if isinstance(problem, Problem):
         return problem
     try:

@@ -23,7 +23,7 @@ from ..layers import Chain
 from ..losses import mse
 from ..optimise.base import Rule
 from .models import Point, fit2d_model, seed_model
-from .problems import _NOISE, Problem, _noisy_quadratic
+from .problems import NOISE, Problem, noisy_quadratic
 
 # ---- one run ---------------------------------------------------------------------------------
 
@@ -121,9 +121,9 @@ def _run_2d(problem: Problem, rule: Rule, steps: int, seed: int, progress: bool)
         path.append(np.asarray(pt.xy, np.float64))
 
     if problem.noisy:
-        noise = np.random.default_rng(seed).normal(0.0, _NOISE, (steps, 2)).astype(np.float32)
+        noise = np.random.default_rng(seed).normal(0.0, NOISE, (steps, 2)).astype(np.float32)
         data: Any = DataLoader(noise)
-        loss: Any = lambda c: _noisy_quadratic(pt.xy, c[0])  # noqa: E731
+        loss: Any = lambda c: noisy_quadratic(pt.xy, c[0])  # noqa: E731
         epochs = 1
     else:
         data, loss, epochs = [()], lambda: f(pt.xy), steps
@@ -150,7 +150,7 @@ def _run_2d(problem: Problem, rule: Rule, steps: int, seed: int, progress: bool)
     return _history(values), final, spent, diverged, points
 
 
-def _run(
+def run_rule(
     problem: Problem,
     label: str,
     rule: Rule,

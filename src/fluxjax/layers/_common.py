@@ -3,56 +3,16 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .. import mode
-from ..module import Module, modules
+from ..counts import count, is_count, is_int
+from ..layerstate import assign_state, recording  # noqa: F401  (engine/step.py imports recording here)
+from ..module import modules
 
 __all__ = ["trainmode", "testmode", "reset"]
-
-
-# -- state a forward pass replaces ------------------------------------------------------
-_JOURNALS: list[dict[tuple[int, str], tuple[Module, str, Any]]] = []
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[dict[tuple[int, str], tuple[Module, str, Any]]]:
-    """Record every ``assign_state`` made inside: ``{(id, name): (module, name, old)}``.
-
-    The caller (``gradient``, the compiled step) restores the old values and writes the
-    new ones back once they are concrete, so no tracer stays in a module."""
-    rec: dict[tuple[int, str], tuple[Module, str, Any]] = {}
-    _JOURNALS.append(rec)
-    try:
-        yield rec
-    finally:
-        _JOURNALS.pop()
-
-
-def assign_state(m: Module, name: str, value: Any) -> None:
-    """Store a new value of a non-trainable array (running statistics, a key, a recurrent
-    state) that the forward pass computed."""
-    d = m.__dict__
-    if _JOURNALS:
-        for rec in _JOURNALS:
-            rec.setdefault((id(m), name), (m, name, d[name]))
-    elif "_fx_live" in d and any(
-        isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(value)
-    ):
-        raise RuntimeError(
-            f"{type(m).__name__}: its {name!r} would be updated inside a JAX transformation "
-            "fluxjax does not manage, leaving a tracer in the layer. Differentiate with "
-            "fx.gradient / fx.withgradient / fx.train (they write the new state back), pass "
-            "the model as an argument of your jitted function, or put the layer in test mode "
-            "(fx.testmode(m))."
-        )
-    d[name] = value
 
 
 # -- modes ---------------------------------------------------------------------------------
@@ -130,14 +90,10 @@ def reset(m: Any, n: int | None = None) -> Any:
 # -- arguments -----------------------------------------------------------------------------
 def ntuple(value: Any, n: int, what: str, layer: str) -> tuple[int, ...]:
     """An int or an n-tuple of positive ints, as an n-tuple."""
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+    if is_int(value):
         value = (int(value),) * n
     value = tuple(value) if isinstance(value, list | tuple) else value
-    if (
-        not isinstance(value, tuple)
-        or len(value) != n
-        or not all(isinstance(v, int | np.integer) and v >= 1 for v in value)
-    ):
+    if not isinstance(value, tuple) or len(value) != n or not all(is_count(v) for v in value):
         raise ValueError(
             f"{layer}: {what} must be a positive int or a tuple of {n} positive ints, "
             f"got {value!r}."
@@ -146,9 +102,7 @@ def ntuple(value: Any, n: int, what: str, layer: str) -> tuple[int, ...]:
 
 
 def check_size(value: Any, what: str, layer: str) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}.")
-    return int(value)
+    return count(value, f"{layer}: {what} must be a positive int, got {value!r}.")
 
 
 def float_input(x: Any, dtype: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from ..counts import is_count, is_int
 from ..module import Module, show
 from ._common import call_init
 
@@ -47,14 +48,14 @@ class Dense(Module):
         bias: Any = True,
         init: Callable[..., Any] | None = None,
     ) -> None:
-        if isinstance(in_or_weight, int | np.integer) and not isinstance(in_or_weight, bool):
-            if not isinstance(out, int | np.integer) or isinstance(out, bool):
+        if is_int(in_or_weight):
+            if not is_int(out):
                 raise TypeError(
                     f"Dense({in_or_weight!r}, {out!r}): the output size must be an int, "
                     "e.g. Dense(1, 4, fx.sigmoid)."
                 )
             n_in, n_out = int(in_or_weight), int(out)
-            if n_in < 1 or n_out < 1:
+            if not (is_count(n_in) and is_count(n_out)):
                 raise ValueError(f"Dense({n_in}, {n_out}): sizes must be positive integers.")
             if init is None:
                 from ..init import glorot_uniform as init

@@ -18,46 +18,48 @@ Hyper = float | Callable[[Any], Any]
 # -- helpers: hyperparameters in the parameter's dtype, validation ---------------------
 
 
-def _c(v: Any, x: Any) -> jax.Array:
+def cast(v: Any, x: Any) -> jax.Array:
     """Hyperparameter ``v`` as a 0-d array of ``x``'s dtype (Optimisers.jl's ``T(v)``)."""
     return jnp.asarray(v, x.dtype)
 
 
-def _eps(v: Any, x: Any) -> jax.Array:
+def cast_eps(v: Any, x: Any) -> jax.Array:
     """Epsilon in ``x``'s dtype; for float16 a nonzero ϵ is floored at 1e-7 (as Optimisers.jl)."""
     if x.dtype == jnp.dtype("float16"):
         v = jnp.asarray(v)  # compare with 0 before float16 rounds 1e-8 to 0
         v = jnp.where(v == 0, v, jnp.maximum(v, 1e-7))
-    return _c(v, x)
+    return cast(v, x)
 
 
-def _abs2(g: Any) -> jax.Array:
+def abs2(g: Any) -> jax.Array:
     """``|g|²`` (Julia's ``abs2``): ``g·conj(g)``, real also for complex ``g`` (Flux#1776)."""
     return jnp.real(g * jnp.conj(g)).astype(g.dtype) if jnp.iscomplexobj(g) else g * g
 
 
-def _pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
-    return _c(v[0], x), _c(v[1], x)
+def cast_pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
+    return cast(v[0], x), cast(v[1], x)
 
 
-def _first(v: Any) -> Any:
+def at_start(v: Any) -> Any:
     """A hyperparameter's value for ``init``: a schedule is evaluated at ``t = 1``."""
     return v(1) if is_schedule(v) else v
 
 
-def _two(rule: Rule, name: str, value: Any, **bounds: Any) -> tuple[float, float]:
+def check_pair(rule: Rule, name: str, value: Any, **bounds: Any) -> tuple[float, float]:
     """Validate a pair of numbers such as ``beta=(0.9, 0.999)``, each within ``bounds``."""
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise TypeError(f"{type(rule).__name__}: {name} must be a pair of numbers, got {value!r}.")
-    return _static(rule, name, value[0], **bounds), _static(rule, name, value[1], **bounds)
+    return check_static(rule, name, value[0], **bounds), check_static(
+        rule, name, value[1], **bounds
+    )
 
 
-def _beta(rule: Rule, value: Any, hi_open: bool = True) -> tuple[float, float]:
+def check_beta(rule: Rule, value: Any, hi_open: bool = True) -> tuple[float, float]:
     """Validate a pair of decay rates, each in [0, 1) (or [0, 1] when not ``hi_open``)."""
-    return _two(rule, "beta", value, lo=0, hi=1, hi_open=hi_open)
+    return check_pair(rule, "beta", value, lo=0, hi=1, hi_open=hi_open)
 
 
-def _static(rule: Rule, name: str, value: Any, **bounds: Any) -> Any:
+def check_static(rule: Rule, name: str, value: Any, **bounds: Any) -> Any:
     """Validate a hyperparameter that cannot be a schedule: it fixes the state's layout, or
     it sits in a tuple, where ``Rule.resolve`` does not look."""
     if is_schedule(value):
@@ -65,33 +67,33 @@ def _static(rule: Rule, name: str, value: Any, **bounds: Any) -> Any:
     return check(rule, name, value, **bounds)
 
 
-def _flag(rule: Rule, name: str, value: Any) -> bool:
+def check_flag(rule: Rule, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{type(rule).__name__}: {name} must be True or False, got {value!r}.")
     return value
 
 
-def _zeros(x: Any) -> jax.Array:
+def host_zeros(x: Any) -> jax.Array:
     """Zeros shaped like ``x`` for a rule's ``init``: built in host memory and put beside
     ``x`` when ``x`` is concrete, so setting up a rule's state compiles no XLA program."""
-    return _full(x, 0)
+    return host_full(x, 0)
 
 
-def _full(x: Any, v: Any) -> jax.Array:
+def host_full(x: Any, v: Any) -> jax.Array:
     """``jnp.full_like(x, v)`` for a rule's ``init``, compiling nothing when ``x`` is
-    concrete (see ``_zeros``)."""
+    concrete (see ``host_zeros``)."""
     if isinstance(x, jax.core.Tracer):
         return jnp.full_like(x, v)
     host = np.full(np.shape(x), v, jnp.result_type(x))
     return jax.device_put(host, x.sharding if isinstance(x, jax.Array) else None)
 
 
-def _int(v: int) -> jax.Array:
+def counter(v: int) -> jax.Array:
     """A 0-d int32 array (a counter in a rule's state), compiling nothing."""
     return jax.device_put(np.asarray(v, np.int32))
 
 
-def _init_pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
-    """``_pair`` for a rule's ``init``: the two values in ``x``'s dtype, compiling nothing."""
+def host_pair(v: Any, x: Any) -> tuple[jax.Array, jax.Array]:
+    """``cast_pair`` for a rule's ``init``: the two values in ``x``'s dtype, compiling nothing."""
     dt = jnp.result_type(x)
     return jax.device_put(np.asarray(v[0], dt)), jax.device_put(np.asarray(v[1], dt))

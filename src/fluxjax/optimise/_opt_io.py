@@ -21,8 +21,8 @@ import numpy as np
 from .._files import CheckpointError
 from ..autodiff import Params
 from ..module import Slot
-from .base import Rule, bump_version, is_schedule
-from .interface import Leaf, OptimiserState, implicit_state
+from .base import Rule, bump_version, is_schedule, rules_in
+from .state import Leaf, OptimiserState, implicit_state
 
 
 # -- rules as JSON -------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def _hyper(rule: Rule) -> dict[str, Any]:
 def _hv(v: Any) -> Any:
     if isinstance(v, Rule):
         return rule_meta(v)
-    if isinstance(v, list | tuple) and any(isinstance(r, Rule) for r in v):
+    if rules_in(v):
         return {"rules": [_hv(r) for r in v]}
     if is_schedule(v):
         return {"schedule": repr(v)}
@@ -67,7 +67,7 @@ def _restore(rule: Rule, saved: dict[str, Any], in_place: bool) -> Rule:
         cur = getattr(rule, k)
         if isinstance(cur, Rule):
             sub = _restore(cur, v, in_place)
-        elif isinstance(cur, list | tuple) and any(isinstance(r, Rule) for r in cur):
+        elif rules_in(cur):
             subs = [_restore(r, s, in_place) for r, s in zip(cur, v["rules"])]
             sub = type(cur)(subs)
         elif isinstance(v, dict) or is_schedule(cur):

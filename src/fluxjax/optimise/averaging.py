@@ -28,8 +28,10 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ._hyper import _c, _int, _static
+from ..autodiff import Params
+from ._hyper import cast, check_static, counter
 from .base import Rule, check
+from .state import OptimiserState, implicit_state, triples
 
 __all__ = ["EMA", "SWA"]
 
@@ -67,15 +69,15 @@ class EMA(_Averaging):
 
     def __init__(self, decay: float = 0.999, every: int = 1):
         self.decay = check(self, "decay", decay, lo=0, hi=1)
-        self.every = _static(self, "every", every, lo=1, integer=True)
+        self.every = check_static(self, "every", every, lo=1, integer=True)
 
     def init(self, x):
-        return (jnp.array(x, copy=True), _int(0))
+        return (jnp.array(x, copy=True), counter(0))
 
     def apply(self, state, x, dx):
         a, n = state[0], state[1] + 1
         new = (x - dx).astype(x.dtype)
-        d = _c(self.decay, x)
+        d = cast(self.decay, x)
         moved = d * a + (1 - d) * new
         return (jnp.where(n % self.every == 0, moved, a), n), dx
 
@@ -98,11 +100,11 @@ class SWA(_Averaging):
     elementwise = True
 
     def __init__(self, start: int = 1, every: int = 1):
-        self.start = _static(self, "start", start, lo=1, integer=True)
-        self.every = _static(self, "every", every, lo=1, integer=True)
+        self.start = check_static(self, "start", start, lo=1, integer=True)
+        self.every = check_static(self, "every", every, lo=1, integer=True)
 
     def init(self, x):
-        return (jnp.array(x, copy=True), _int(0), _int(0))
+        return (jnp.array(x, copy=True), counter(0), counter(0))
 
     def apply(self, state, x, dx):
         a, k, t = state[0], state[1], state[2] + 1
@@ -136,9 +138,6 @@ class Swap:
 
     def pairs(self) -> list[tuple[Any, Any]]:
         """(slot or Param, its average) for every array the averaging rule holds."""
-        from ..autodiff import Params
-        from .interface import OptimiserState, _triples, implicit_state
-
         out = []
         if isinstance(self.target, Params):
             entries = list(self.target.entries)
@@ -147,7 +146,7 @@ class Swap:
                 if s is not None:
                     out.append((p, self.avg.average(s)))
         elif isinstance(self.opt, OptimiserState):
-            for leaf, slot, _ in _triples(self.opt, self.target, None):
+            for leaf, slot, _ in triples(self.opt, self.target, None):
                 s = _find(leaf.rule, leaf.state, self.avg)
                 if s is not None:
                     out.append((slot, self.avg.average(s)))

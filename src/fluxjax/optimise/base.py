@@ -36,6 +36,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from .to_optax import to_optax
+
 __all__ = ["Rule", "check", "is_schedule", "rule_version"]
 
 _VERSION = [0]
@@ -50,6 +52,26 @@ def rule_version() -> int:
     """A counter bumped whenever any rule's attribute is assigned (``opt.eta = 0.01``), so
     compiled steps built with the old hyperparameters can be invalidated in O(1)."""
     return _VERSION[0]
+
+
+def rules_in(value: Any) -> tuple[Rule, ...]:
+    """The rules a hyperparameter holds: itself when it is a rule, the rule members of a list
+    or tuple (an ``OptimiserChain``'s ``rules``), else none. With ``map_rules``, the one way
+    every rule traversal (``children``, ``resolve``, ``see_all``, ``rule_key``, ``adjust``)
+    looks inside a hyperparameter."""
+    if isinstance(value, Rule):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(r for r in value if isinstance(r, Rule))
+    return ()
+
+
+def map_rules(value: Any, f: Callable[[Rule], Any]) -> Any:
+    """A hyperparameter that holds rules (see ``rules_in``) with ``f`` applied to each: ``f(rule)``
+    for a rule, the same kind of list or tuple for a container (its other items kept)."""
+    if isinstance(value, Rule):
+        return f(value)
+    return type(value)(f(r) if isinstance(r, Rule) else r for r in value)
 
 
 def is_schedule(value: Any) -> bool:
@@ -191,8 +213,6 @@ class Rule:
         >>> optax.apply_updates(params, updates)  # Adam's first step is eta * sign(g)
         [Array([0.9], dtype=float32)]
         """
-        from .optax import to_optax
-
         return to_optax(self)
 
     # -- hyperparameters ---------------------------------------------------------------
@@ -202,13 +222,7 @@ class Rule:
 
     def children(self) -> tuple[Rule, ...]:
         """Rules held inside this one (an OptimiserChain's members); empty for plain rules."""
-        out: list[Rule] = []
-        for v in self.hyperparameters().values():
-            if isinstance(v, Rule):
-                out.append(v)
-            elif isinstance(v, list | tuple):
-                out.extend(r for r in v if isinstance(r, Rule))
-        return tuple(out)
+        return tuple(r for v in self.hyperparameters().values() for r in rules_in(v))
 
     def has_schedule(self) -> bool:
         """True when any hyperparameter (here or in a member rule) is a schedule."""
@@ -225,10 +239,8 @@ class Rule:
         for k, v in self.hyperparameters().items():
             if is_schedule(v):
                 setattr(new, k, v(t))
-            elif isinstance(v, Rule):
-                setattr(new, k, v.resolve(t))
-            elif isinstance(v, list | tuple) and any(isinstance(r, Rule) for r in v):
-                setattr(new, k, type(v)(r.resolve(t) if isinstance(r, Rule) else r for r in v))
+            elif rules_in(v):
+                setattr(new, k, map_rules(v, lambda r: r.resolve(t)))
         return new
 
     def couples(self) -> bool:
@@ -244,11 +256,8 @@ class Rule:
             return self
         new = copy.copy(self)
         for k, v in self.hyperparameters().items():
-            if isinstance(v, Rule):
-                object.__setattr__(new, k, v.see_all(grads))
-            elif isinstance(v, list | tuple) and any(isinstance(r, Rule) for r in v):
-                seen = type(v)(r.see_all(grads) if isinstance(r, Rule) else r for r in v)
-                object.__setattr__(new, k, seen)
+            if rules_in(v):
+                object.__setattr__(new, k, map_rules(v, lambda r: r.see_all(grads)))
         return new
 
     def replace(self, **changes: Any) -> Rule:

@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._hyper import Hyper, _c, _first, _flag, _int, _static, _zeros
+from ._hyper import Hyper, at_start, cast, check_flag, check_static, counter, host_zeros
 from .base import Rule, check
 from .globalnorm import global_pnorm
 from .optax import as_rule
@@ -39,7 +39,7 @@ class WeightDecay(Rule):
         self.lambda_ = check(self, "lambda_", lambda_, lo=0)
 
     def apply(self, state, x, dx):
-        return state, dx + _c(self.lambda_, x) * x
+        return state, dx + cast(self.lambda_, x) * x
 
 
 class SignDecay(Rule):
@@ -60,7 +60,7 @@ class SignDecay(Rule):
         self.lambda_ = check(self, "lambda_", lambda_, lo=0)
 
     def apply(self, state, x, dx):
-        return state, dx + _c(self.lambda_, x) * jnp.sign(x)
+        return state, dx + cast(self.lambda_, x) * jnp.sign(x)
 
 
 class ClipGrad(Rule):
@@ -81,7 +81,7 @@ class ClipGrad(Rule):
         self.delta = check(self, "delta", delta, lo=0)
 
     def apply(self, state, x, dx):
-        delta = _c(self.delta, x)
+        delta = cast(self.delta, x)
         return state, jnp.clip(dx, -delta, delta)
 
 
@@ -121,9 +121,9 @@ class ClipNorm(Rule):
         self, omega: Hyper = 10.0, p: float = 2, *, throw: bool = True, over: str = "array"
     ):
         self.omega = check(self, "omega", omega, lo=0)
-        p = _static(self, "p", p, lo=0, lo_open=True)
+        p = check_static(self, "p", p, lo=0, lo_open=True)
         self.p = int(p) if p.is_integer() else p
-        self.throw = _flag(self, "throw", throw)
+        self.throw = check_flag(self, "throw", throw)
         if over not in ("array", "all"):
             raise ValueError(
                 f"ClipNorm: over must be 'array' (each array's own norm) or 'all' (one norm "
@@ -147,7 +147,7 @@ class ClipNorm(Rule):
     def apply(self, state, x, dx):
         n = self.__dict__.get("_norm")
         n = _pnorm(dx, self.p) if n is None else n.astype(jnp.real(dx).dtype)
-        d = dx * jnp.minimum(_c(self.omega, x) / n, 1)
+        d = dx * jnp.minimum(cast(self.omega, x) / n, 1)
         return ((~jnp.isfinite(n),) if self.throw else ()), d
 
     def error(self, state):
@@ -175,11 +175,11 @@ class InvDecay(Rule):
         self.gamma = check(self, "gamma", gamma, lo=0)
 
     def init(self, x):
-        return (_int(1),)
+        return (counter(1),)
 
     def apply(self, state, x, dx):
         n = state[0]
-        return (n + 1,), dx / (1 + _c(self.gamma, x) * n.astype(x.dtype))
+        return (n + 1,), dx / (1 + cast(self.gamma, x) * n.astype(x.dtype))
 
 
 class ExpDecay(Rule):
@@ -214,17 +214,17 @@ class ExpDecay(Rule):
     ):
         self.eta = check(self, "eta", eta, lo=0)
         self.decay = check(self, "decay", decay, lo=0)
-        self.decay_step = _static(self, "decay_step", decay_step, lo=1, integer=True)
+        self.decay_step = check_static(self, "decay_step", decay_step, lo=1, integer=True)
         self.clip = check(self, "clip", clip, lo=0)
-        self.start = _static(self, "start", start, lo=0, integer=True)
+        self.start = check_static(self, "start", start, lo=0, integer=True)
 
     def init(self, x):
-        return (jnp.asarray(_first(self.eta), x.dtype), _int(0))
+        return (jnp.asarray(at_start(self.eta), x.dtype), counter(0))
 
     def apply(self, state, x, dx):
         eta, n = state[0], state[1] + 1
         hit = (n > self.start) & (n % self.decay_step == 0)
-        eta = jnp.where(hit, jnp.maximum(eta * _c(self.decay, x), _c(self.clip, x)), eta)
+        eta = jnp.where(hit, jnp.maximum(eta * cast(self.decay, x), cast(self.clip, x)), eta)
         return (eta, n), eta * dx
 
 
@@ -275,10 +275,10 @@ class AccumGrad(Rule):
     elementwise = True
 
     def __init__(self, n: int):
-        self.n = _static(self, "n", n, lo=1, integer=True)
+        self.n = check_static(self, "n", n, lo=1, integer=True)
 
     def init(self, x):
-        return (_zeros(x), _int(1))
+        return (host_zeros(x), counter(1))
 
     def apply(self, state, x, dx):
         (acc, c), n = state, self.n

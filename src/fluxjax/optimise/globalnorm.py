@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._hyper import Hyper, _c
+from ._hyper import Hyper, cast
 from .base import Rule, check
 
 __all__ = ["ClipGlobalNorm", "global_norm", "global_pnorm"]
@@ -100,4 +100,4 @@ class ClipGlobalNorm(Rule):
         if n is None:  # applied alone (no engine): the norm of this array
             n = global_norm([dx])
         n = n.astype(dx.dtype)
-        return state, jnp.where(n < _c(self.omega, dx), dx, (dx / n) * _c(self.omega, dx))
+        return state, jnp.where(n < cast(self.omega, dx), dx, (dx / n) * cast(self.omega, dx))

@@ -8,14 +8,19 @@ gradient, ``d`` the step and ``t`` the 1-based count of updates of that array.
 Hyperparameters are converted to the parameter's dtype inside ``apply`` (Optimisers.jl's
 ``T(η)``), so float32 parameters do float32 arithmetic and float64 stays float64. They may
 be schedules (see :mod:`fluxjax.optimise.schedules`). States are tuples of JAX arrays;
-scalars in them are 0-d arrays (counters int32, flags bool).
+scalars in them are 0-d arrays (counters int32, flags bool). Each stateful rule names its
+state with a ``NamedTuple`` (``AdamState(m, v, bt)``, as Optax's ``ScaleByAdamState``); the
+field order is the order of the arrays in a saved file, so it must not change.
 
 The examples assume ``import jax.numpy as jnp``.
+
+This file is a rule table, longer than the ~400 lines of other modules on purpose: one small
+class per rule, read side by side as in Optimisers.jl's ``rules.jl``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,21 +69,20 @@ __all__ = [
     "Optimiser",
 ]
 
-from ._hyper import (  # noqa: F401
+from ._hyper import (
     Hyper,
-    _abs2,
-    _beta,
-    _c,
-    _eps,
-    _first,
-    _flag,
-    _full,
-    _init_pair,
-    _int,
-    _pair,
-    _static,
-    _two,
-    _zeros,
+    abs2,
+    at_start,
+    cast,
+    cast_eps,
+    cast_pair,
+    check_beta,
+    check_flag,
+    check_pair,
+    counter,
+    host_full,
+    host_pair,
+    host_zeros,
 )
 from .averaging import EMA, SWA  # noqa: F401
 from .composites import (  # noqa: F401  (re-exported: every rule is listed here)
@@ -119,7 +123,13 @@ class Descent(Rule):
         self.eta = check(self, "eta", eta, lo=0)
 
     def apply(self, state, x, dx):
-        return state, _c(self.eta, x) * dx
+        return state, cast(self.eta, x) * dx
+
+
+class MomentumState(NamedTuple):
+    """The state of :class:`Momentum`: the velocity ``v``."""
+
+    v: Any
 
 
 class Momentum(Rule):
@@ -143,11 +153,17 @@ class Momentum(Rule):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
 
     def init(self, x):
-        return (_zeros(x),)
+        return MomentumState(v=host_zeros(x))
 
     def apply(self, state, x, dx):
-        v = _c(self.rho, x) * state[0] + _c(self.eta, x) * dx
-        return (v,), v
+        v = cast(self.rho, x) * state.v + cast(self.eta, x) * dx
+        return MomentumState(v), v
+
+
+class NesterovState(NamedTuple):
+    """The state of :class:`Nesterov`: the velocity ``v``."""
+
+    v: Any
 
 
 class Nesterov(Rule):
@@ -169,12 +185,21 @@ class Nesterov(Rule):
         self.rho = check(self, "rho", rho, lo=0, hi=1)
 
     def init(self, x):
-        return (_zeros(x),)
+        return NesterovState(v=host_zeros(x))
 
     def apply(self, state, x, dx):
-        (v,), eta, rho = state, _c(self.eta, x), _c(self.rho, x)
-        d = (1 + rho) * eta * dx - rho * rho * v
-        return (rho * v - eta * dx,), d
+        eta = cast(self.eta, x)
+        rho = cast(self.rho, x)
+        d = (1 + rho) * eta * dx - rho * rho * state.v
+        v = rho * state.v - eta * dx
+        return NesterovState(v), d
+
+
+class RpropState(NamedTuple):
+    """The state of :class:`Rprop`: the last gradient kept ``g_prev`` and the step sizes ``s``."""
+
+    g_prev: Any
+    s: Any
 
 
 class Rprop(Rule):
@@ -197,8 +222,8 @@ class Rprop(Rule):
 
     def __init__(self, eta: Hyper = 0.001, ell=(0.5, 1.2), gamma=(1e-6, 50.0)):
         self.eta = check(self, "eta", eta, lo=0)
-        self.ell = _two(self, "ell", ell, lo=0, lo_open=True)
-        self.gamma = _two(self, "gamma", gamma, lo=0)
+        self.ell = check_pair(self, "ell", ell, lo=0, lo_open=True)
+        self.gamma = check_pair(self, "gamma", gamma, lo=0)
         if not self.ell[0] <= 1 <= self.ell[1] or self.gamma[0] > self.gamma[1]:
             raise ValueError(
                 f"Rprop: need ell[0] <= 1 <= ell[1] and gamma[0] <= gamma[1], got ell={ell!r}, "
@@ -206,16 +231,24 @@ class Rprop(Rule):
             )
 
     def init(self, x):
-        return (_zeros(x), _full(x, _first(self.eta)))
+        return RpropState(g_prev=host_zeros(x), s=host_full(x, at_start(self.eta)))
 
     def apply(self, state, x, dx):
-        (gp, s), (l1, l2), (gmin, gmax) = state, _pair(self.ell, x), _pair(self.gamma, x)
-        p = gp * dx
-        s = jnp.where(
-            p > 0, jnp.minimum(s * l2, gmax), jnp.where(p < 0, jnp.maximum(s * l1, gmin), s)
-        )
-        gp = jnp.where(p < 0, jnp.zeros_like(dx), dx)
-        return (gp, s), s * jnp.sign(gp)
+        (l1, l2), (gmin, gmax) = cast_pair(self.ell, x), cast_pair(self.gamma, x)
+        p = state.g_prev * dx
+        grown = jnp.minimum(state.s * l2, gmax)
+        shrunk = jnp.maximum(state.s * l1, gmin)
+        s = jnp.where(p > 0, grown, jnp.where(p < 0, shrunk, state.s))
+        g_prev = jnp.where(p < 0, jnp.zeros_like(dx), dx)
+        return RpropState(g_prev, s), s * jnp.sign(g_prev)
+
+
+class RMSPropState(NamedTuple):
+    """The state of :class:`RMSProp`: the mean square ``q`` and, when centred, the mean
+    ``lin`` (``()`` otherwise)."""
+
+    q: Any
+    lin: Any
 
 
 class RMSProp(Rule):
@@ -247,35 +280,53 @@ class RMSProp(Rule):
         self.eta = check(self, "eta", eta, lo=0)
         self.rho = check(self, "rho", rho, lo=0, hi=1)
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
-        self.centred = _flag(self, "centred", centred if centered is None else centered)
+        self.centred = check_flag(self, "centred", centred if centered is None else centered)
 
     def init(self, x):
-        return (_zeros(x), _zeros(x) if self.centred else ())
+        return RMSPropState(q=host_zeros(x), lin=host_zeros(x) if self.centred else ())
 
     def apply(self, state, x, dx):
-        (q, lin), rho = state, _c(self.rho, x)
-        q = rho * q + (1 - rho) * _abs2(dx)
-        if self.centred:
-            lin = rho * lin + (1 - rho) * dx
-        var = q - _abs2(lin) if self.centred else q
-        return (q, lin), _c(self.eta, x) * dx / (jnp.sqrt(var) + _eps(self.epsilon, x))
+        rho = cast(self.rho, x)
+        q = rho * state.q + (1 - rho) * abs2(dx)
+        lin = rho * state.lin + (1 - rho) * dx if self.centred else state.lin
+        var = q - abs2(lin) if self.centred else q
+        d = cast(self.eta, x) * dx / (jnp.sqrt(var) + cast_eps(self.epsilon, x))
+        return RMSPropState(q, lin), d
 
 
 # -- the Adam family -------------------------------------------------------------------
 
 
+class AdamState(NamedTuple):
+    """The state of :class:`Adam` (and :class:`NAdam`, :class:`AdamW`): the moments ``m``,
+    ``v`` and ``bt = (β1ᵗ, β2ᵗ)``."""
+
+    m: Any
+    v: Any
+    bt: tuple[Any, Any]
+
+
+def _adam_hypers(rule: Rule, eta: Hyper, beta: Any, epsilon: Hyper) -> None:
+    """Check and set the hyperparameters the Adam family shares: ``eta``, ``beta``, ``epsilon``."""
+    rule.eta = check(rule, "eta", eta, lo=0)
+    rule.beta = check_beta(rule, beta)
+    rule.epsilon = check(rule, "epsilon", epsilon, lo=0)
+
+
 def _moments(rule: Rule, state: Any, x: Any, dx: Any) -> tuple[jax.Array, jax.Array]:
     """Adam's moment updates ``m ← β1·m + (1−β1)·g``, ``v ← β2·v + (1−β2)·g²``."""
-    b1, b2 = _pair(rule.beta, x)
-    return b1 * state[0] + (1 - b1) * dx, b2 * state[1] + (1 - b2) * _abs2(dx)
+    b1, b2 = cast_pair(rule.beta, x)
+    m = b1 * state.m + (1 - b1) * dx
+    v = b2 * state.v + (1 - b2) * abs2(dx)
+    return m, v
 
 
-def _adam_init(rule: Rule, x: Any) -> tuple[Any, ...]:
-    return (_zeros(x), _zeros(x), _init_pair(rule.beta, x))
+def _adam_init(rule: Rule, x: Any) -> AdamState:
+    return AdamState(m=host_zeros(x), v=host_zeros(x), bt=host_pair(rule.beta, x))
 
 
 def _next_bt(rule: Rule, bt: Any, x: Any) -> tuple[jax.Array, jax.Array]:
-    b1, b2 = _pair(rule.beta, x)
+    b1, b2 = cast_pair(rule.beta, x)
     return bt[0] * b1, bt[1] * b2
 
 
@@ -297,18 +348,27 @@ class Adam(Rule):
     elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
-        self.eta = check(self, "eta", eta, lo=0)
-        self.beta = _beta(self, beta)
-        self.epsilon = check(self, "epsilon", epsilon, lo=0)
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
         return _adam_init(self, x)
 
     def apply(self, state, x, dx):
-        (m, v), bt = _moments(self, state, x, dx), state[2]
+        m, v = _moments(self, state, x, dx)
+        mhat = m / (1 - state.bt[0])
+        vhat = v / (1 - state.bt[1])
         # η last, as Optimisers.jl: η·m̂ first would underflow in float16
-        d = m / (1 - bt[0]) / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * _c(self.eta, x)
-        return (m, v, _next_bt(self, bt, x)), d
+        d = mhat / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x)) * cast(self.eta, x)
+        return AdamState(m, v, _next_bt(self, state.bt, x)), d
+
+
+class RAdamState(NamedTuple):
+    """The state of :class:`RAdam`: Adam's ``m``, ``v``, ``bt`` and the count ``t``."""
+
+    m: Any
+    v: Any
+    bt: tuple[Any, Any]
+    t: Any
 
 
 class RAdam(Rule):
@@ -328,19 +388,31 @@ class RAdam(Rule):
     formula = "ρt = ρ∞ − 2t·β2ᵗ/(1−β2ᵗ); d = ρt > 4 ? r·η·m̂/(√v̂ + ϵ) : η·m̂"
     elementwise = True
 
-    __init__ = Adam.__init__
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return (*_adam_init(self, x), _int(1))
+        return RAdamState(*_adam_init(self, x), t=counter(1))
 
     def apply(self, state, x, dx):
-        (m, v), bt, t, b2 = _moments(self, state, x, dx), state[2], state[3], _c(self.beta[1], x)
+        m, v = _moments(self, state, x, dx)
+        bt, t, b2 = state.bt, state.t, cast(self.beta[1], x)
         rinf = jnp.real(2 / (1 - b2) - 1)  # real also for complex parameters
         rho = rinf - jnp.real(2 * t.astype(x.dtype) * bt[1] / (1 - bt[1]))
         r = jnp.sqrt(jnp.maximum((rho - 4) * (rho - 2) * rinf / ((rinf - 4) * (rinf - 2) * rho), 0))
-        mhat, eta = m / (1 - bt[0]), _c(self.eta, x)  # η last, as Optimisers.jl
-        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x)) * eta * r
-        return (m, v, _next_bt(self, bt, x), t + 1), jnp.where(rho > 4, adapted, mhat * eta)
+        mhat = m / (1 - bt[0])
+        eta = cast(self.eta, x)
+        adapted = mhat / (jnp.sqrt(v / (1 - bt[1])) + cast_eps(self.epsilon, x)) * eta * r  # η last
+        d = jnp.where(rho > 4, adapted, mhat * eta)
+        return RAdamState(m, v, _next_bt(self, bt, x), t + 1), d
+
+
+class AdaMaxState(NamedTuple):
+    """The state of :class:`AdaMax`: ``m``, the infinity norm ``u`` and ``bt``."""
+
+    m: Any
+    u: Any
+    bt: tuple[Any, Any]
 
 
 class AdaMax(Rule):
@@ -358,16 +430,27 @@ class AdaMax(Rule):
     formula = "m ← β1·m + (1−β1)·g; u ← max(β2·u, |g|); d = η/(1−β1ᵗ)·m/(u + ϵ)"
     elementwise = True
 
-    __init__ = Adam.__init__
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return _adam_init(self, x)
+        return AdaMaxState(*_adam_init(self, x))
 
     def apply(self, state, x, dx):
-        (m, u, bt), (b1, b2) = state, _pair(self.beta, x)
-        m, u = b1 * m + (1 - b1) * dx, jnp.maximum(b2 * u, jnp.abs(dx))
-        d = (_c(self.eta, x) / (1 - bt[0])) * m / (u + _eps(self.epsilon, x))
-        return (m, u, _next_bt(self, bt, x)), d
+        b1, b2 = cast_pair(self.beta, x)
+        m = b1 * state.m + (1 - b1) * dx
+        u = jnp.maximum(b2 * state.u, jnp.abs(dx))
+        d = (cast(self.eta, x) / (1 - state.bt[0])) * m / (u + cast_eps(self.epsilon, x))
+        return AdaMaxState(m, u, _next_bt(self, state.bt, x)), d
+
+
+class OAdamState(NamedTuple):
+    """The state of :class:`OAdam`: Adam's ``m``, ``v``, ``bt`` and the last ``term``."""
+
+    m: Any
+    v: Any
+    bt: tuple[Any, Any]
+    term: Any
 
 
 class OAdam(Rule):
@@ -387,17 +470,23 @@ class OAdam(Rule):
     elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.5, 0.9), epsilon: Hyper = 1e-8):
-        Adam.__init__(self, eta, beta, epsilon)
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return (*_adam_init(self, x), _zeros(x))
+        return OAdamState(*_adam_init(self, x), term=host_zeros(x))
 
     def apply(self, state, x, dx):
-        (m, v), bt, prev = _moments(self, state, x, dx), state[2], state[3]
-        term = (
-            _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x))
-        )
-        return (m, v, _next_bt(self, bt, x), term), 2 * term - prev
+        m, v = _moments(self, state, x, dx)
+        bt = state.bt
+        vhat = v / (1 - bt[1])
+        term = cast(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x))
+        return OAdamState(m, v, _next_bt(self, bt, x), term), 2 * term - state.term
+
+
+class AdaGradState(NamedTuple):
+    """The state of :class:`AdaGrad`: the sum of squares ``acc``."""
+
+    acc: Any
 
 
 class AdaGrad(Rule):
@@ -420,11 +509,20 @@ class AdaGrad(Rule):
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
 
     def init(self, x):
-        return (_full(x, _first(self.epsilon)),)
+        return AdaGradState(acc=host_full(x, at_start(self.epsilon)))
 
     def apply(self, state, x, dx):
-        acc = state[0] + _abs2(dx)
-        return (acc,), _c(self.eta, x) * dx / (jnp.sqrt(acc) + _eps(self.epsilon, x))
+        acc = state.acc + abs2(dx)
+        d = cast(self.eta, x) * dx / (jnp.sqrt(acc) + cast_eps(self.epsilon, x))
+        return AdaGradState(acc), d
+
+
+class AdaDeltaState(NamedTuple):
+    """The state of :class:`AdaDelta`: the mean squares of the gradient ``acc`` and of
+    the step ``dacc``."""
+
+    acc: Any
+    dacc: Any
 
 
 class AdaDelta(Rule):
@@ -448,13 +546,22 @@ class AdaDelta(Rule):
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
 
     def init(self, x):
-        return (_zeros(x), _zeros(x))
+        return AdaDeltaState(acc=host_zeros(x), dacc=host_zeros(x))
 
     def apply(self, state, x, dx):
-        (acc, dacc), rho, eps = state, _c(self.rho, x), _eps(self.epsilon, x)
-        acc = rho * acc + (1 - rho) * _abs2(dx)
-        d = dx * jnp.sqrt(dacc + eps) / jnp.sqrt(acc + eps)
-        return (acc, rho * dacc + (1 - rho) * _abs2(d)), d
+        rho, eps = cast(self.rho, x), cast_eps(self.epsilon, x)
+        acc = rho * state.acc + (1 - rho) * abs2(dx)
+        d = dx * jnp.sqrt(state.dacc + eps) / jnp.sqrt(acc + eps)
+        dacc = rho * state.dacc + (1 - rho) * abs2(d)
+        return AdaDeltaState(acc, dacc), d
+
+
+class AMSGradState(NamedTuple):
+    """The state of :class:`AMSGrad`: the moments ``m``, ``v`` and the running maximum ``vhat``."""
+
+    m: Any
+    v: Any
+    vhat: Any
 
 
 class AMSGrad(Rule):
@@ -473,15 +580,18 @@ class AMSGrad(Rule):
     formula = "m, v as Adam (all state ϵ-filled); v̂ ← max(v̂, v); d = η·m/(√v̂ + ϵ)"
     elementwise = True
 
-    __init__ = Adam.__init__
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return tuple(_full(x, _first(self.epsilon)) for _ in range(3))
+        eps = at_start(self.epsilon)
+        return AMSGradState(m=host_full(x, eps), v=host_full(x, eps), vhat=host_full(x, eps))
 
     def apply(self, state, x, dx):
         m, v = _moments(self, state, x, dx)
-        vhat = jnp.maximum(state[2], v)
-        return (m, v, vhat), _c(self.eta, x) * m / (jnp.sqrt(vhat) + _eps(self.epsilon, x))
+        vhat = jnp.maximum(state.vhat, v)
+        d = cast(self.eta, x) * m / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x))
+        return AMSGradState(m, v, vhat), d
 
 
 class NAdam(Rule):
@@ -500,16 +610,18 @@ class NAdam(Rule):
     formula = "d = η·(β1·m/(1−β1ᵗ⁺¹) + (1−β1)·g/(1−β1ᵗ))/(√(β2·v/(1−β2ᵗ)) + ϵ)"
     elementwise = True
 
-    __init__ = Adam.__init__
+    def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-8):
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
         return _adam_init(self, x)
 
     def apply(self, state, x, dx):
-        (m, v), bt, (b1, b2) = _moments(self, state, x, dx), state[2], _pair(self.beta, x)
+        m, v = _moments(self, state, x, dx)
+        bt, (b1, b2) = state.bt, cast_pair(self.beta, x)
         num = b1 * m / (1 - b1 * bt[0]) + (1 - b1) * dx / (1 - bt[0])
-        d = num / (jnp.sqrt(v * b2 / (1 - bt[1])) + _eps(self.epsilon, x)) * _c(self.eta, x)
-        return (m, v, _next_bt(self, bt, x)), d
+        d = num / (jnp.sqrt(v * b2 / (1 - bt[1])) + cast_eps(self.epsilon, x)) * cast(self.eta, x)
+        return AdamState(m, v, _next_bt(self, bt, x)), d
 
 
 class AdamW(Rule):
@@ -540,24 +652,30 @@ class AdamW(Rule):
         couple: bool = True,
     ):
         self.eta = check(self, "eta", eta, lo=0)
-        self.beta = _beta(self, beta)
+        self.beta = check_beta(self, beta)
         self.lambda_ = check(self, "lambda_", lambda_, lo=0)
         self.epsilon = check(self, "epsilon", epsilon, lo=0)
-        self.couple = _flag(self, "couple", couple)
+        self.couple = check_flag(self, "couple", couple)
 
     def init(self, x):
         return _adam_init(self, x)
 
     def apply(self, state, x, dx):
-        (m, v), bt, eta, lam = (
-            _moments(self, state, x, dx),
-            state[2],
-            _c(self.eta, x),
-            _c(self.lambda_, x),
-        )
-        a = m / (1 - bt[0]) / (jnp.sqrt(v / (1 - bt[1])) + _eps(self.epsilon, x))
+        m, v = _moments(self, state, x, dx)
+        eta, lam = cast(self.eta, x), cast(self.lambda_, x)
+        mhat = m / (1 - state.bt[0])
+        vhat = v / (1 - state.bt[1])
+        a = mhat / (jnp.sqrt(vhat) + cast_eps(self.epsilon, x))
         d = eta * (a + lam * x) if self.couple else eta * a + lam * x
-        return (m, v, _next_bt(self, bt, x)), d
+        return AdamState(m, v, _next_bt(self, state.bt, x)), d
+
+
+class AdaBeliefState(NamedTuple):
+    """The state of :class:`AdaBelief`: ``m``, the belief ``s`` and ``bt``."""
+
+    m: Any
+    s: Any
+    bt: tuple[Any, Any]
 
 
 class AdaBelief(Rule):
@@ -578,17 +696,23 @@ class AdaBelief(Rule):
     elementwise = True
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999), epsilon: Hyper = 1e-16):
-        Adam.__init__(self, eta, beta, epsilon)
+        _adam_hypers(self, eta, beta, epsilon)
 
     def init(self, x):
-        return _adam_init(self, x)
+        return AdaBeliefState(*_adam_init(self, x))
 
     def apply(self, state, x, dx):
-        (m, s, bt), (b1, b2), eps = state, _pair(self.beta, x), _eps(self.epsilon, x)
-        m = b1 * m + (1 - b1) * dx
-        s = b2 * s + (1 - b2) * _abs2(dx - m) + eps
-        d = _c(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(s / (1 - bt[1])) + eps)
-        return (m, s, _next_bt(self, bt, x)), d
+        (b1, b2), eps, bt = cast_pair(self.beta, x), cast_eps(self.epsilon, x), state.bt
+        m = b1 * state.m + (1 - b1) * dx
+        s = b2 * state.s + (1 - b2) * abs2(dx - m) + eps
+        d = cast(self.eta, x) * m / (1 - bt[0]) / (jnp.sqrt(s / (1 - bt[1])) + eps)
+        return AdaBeliefState(m, s, _next_bt(self, bt, x)), d
+
+
+class LionState(NamedTuple):
+    """The state of :class:`Lion`: the momentum ``m``."""
+
+    m: Any
 
 
 class Lion(Rule):
@@ -610,15 +734,16 @@ class Lion(Rule):
 
     def __init__(self, eta: Hyper = 0.001, beta=(0.9, 0.999)):
         self.eta = check(self, "eta", eta, lo=0)
-        self.beta = _beta(self, beta, hi_open=False)
+        self.beta = check_beta(self, beta, hi_open=False)
 
     def init(self, x):
-        return (_zeros(x),)
+        return LionState(m=host_zeros(x))
 
     def apply(self, state, x, dx):
-        (m,), (b1, b2) = state, _pair(self.beta, x)
-        d = _c(self.eta, x) * jnp.sign(b1 * m + (1 - b1) * dx)
-        return (b2 * m + (1 - b2) * dx,), d
+        b1, b2 = cast_pair(self.beta, x)
+        d = cast(self.eta, x) * jnp.sign(b1 * state.m + (1 - b1) * dx)
+        m = b2 * state.m + (1 - b2) * dx
+        return LionState(m), d
 
 
 # Flux v0.12 names (renamed in v0.13.4); the same class objects.

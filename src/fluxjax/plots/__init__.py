@@ -12,7 +12,7 @@ called (``pip install 'fluxjax[plots]'``); without a display it draws with the A
 ['Adam', 'Descent']
 """
 
-from ._backend import _mpl  # noqa: F401  (tests and the CLI ask it for matplotlib)
+from ._backend import matplotlib_module  # noqa: F401  (tests and the CLI ask it for matplotlib)
 from .animation import animate_training
 from .curves import loss_curve
 from .fits import fit

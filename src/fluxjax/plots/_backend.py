@@ -14,7 +14,7 @@ _BATCH_BACKENDS = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 # ---- matplotlib, lazily ----------------------------------------------------------------------
 
 
-def _mpl() -> Any:
+def matplotlib_module() -> Any:
     """Import matplotlib (Agg when there is no display), or say which extra to install."""
     try:
         import matplotlib
@@ -31,12 +31,12 @@ def _headless() -> bool:
     return False
 
 
-def _figure(figsize: tuple[float, float]) -> Any:
+def new_figure(figsize: tuple[float, float]) -> Any:
     """A new Figure: through pyplot only for a GUI backend (so ``plt.show()`` works), else a
     free-standing Figure (no global registry, shown once in Jupyter when returned: in a
     kernel, a PNG formatter for Figures is registered if none is, as ``%matplotlib inline``
     would)."""
-    mpl = _mpl()
+    mpl = matplotlib_module()
     _png_formatter()
     if "matplotlib.pyplot" in sys.modules:
         backend = str(mpl.get_backend()).lower()
@@ -78,7 +78,7 @@ def _png_formatter() -> None:
         png.for_type(Figure, _png)
 
 
-def _save(
+def save_figure(
     fig: Any, path: str | os.PathLike[str] | None, dpi: int = 100, compact: bool = False
 ) -> Any:
     """Save ``fig`` to ``path`` (if given); ``compact`` PNGs are reduced to a 256-colour
@@ -106,7 +106,7 @@ def _save(
 _LONG = 4  # legends with more entries go to the right of the axes, on a wider figure
 
 
-def _legend(ax: Any) -> None:
+def add_legend(ax: Any) -> None:
     """A legend inside the axes, or to their right when it is long."""
     n = len(ax.get_legend_handles_labels()[1])
     if n > _LONG:
@@ -115,11 +115,11 @@ def _legend(ax: Any) -> None:
         ax.legend(loc="best", framealpha=0.9)
 
 
-def _wide(figsize: tuple[float, float], entries: int) -> tuple[float, float]:
+def wide_figsize(figsize: tuple[float, float], entries: int) -> tuple[float, float]:
     return (figsize[0] + 3.2, figsize[1]) if entries > _LONG else figsize
 
 
-def _colors(n: int) -> list[Any]:
+def line_colors(n: int) -> list[Any]:
     cycle = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
     cycle += ["#7f7f7f", "#bcbd22", "#17becf"]
     return [cycle[i % len(cycle)] for i in range(n)]

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import _figure
-from .fits import _limits, _predict
+from ._backend import new_figure
+from .fits import plot_limits, predict_grid
 
 # ---- the fit as training goes (GIF) ----------------------------------------------------------
 
@@ -73,7 +73,7 @@ def animate_training(
         if len(labels) != len(curves):
             raise ValueError(f"animate_training: {len(curves)} frames but {len(labels)} labels")
         notes = [f": {label}{note}" for label, note in zip(labels, notes)]
-    fig = _figure((6.0, 4.0))
+    fig = new_figure((6.0, 4.0))
     ax = fig.add_subplot()
     line = _stage(ax, xs, curves, f, data, ylim)
 
@@ -124,17 +124,17 @@ def _frames(model, step, snapshots, frames, data, xlim):
     """The x grid, the model's curve in every frame, and a title note per frame."""
     if (step is None) == (snapshots is None):
         raise TypeError("animate_training: give either step= (a function) or snapshots=")
-    lo, hi = _limits(data, 0, xlim, (0.0, 1.0))
+    lo, hi = plot_limits(data, 0, xlim, (0.0, 1.0))
     xs = np.linspace(lo, hi, 200)
     curves, notes = [], []
     if snapshots is not None:
         for s in snapshots:
-            curves.append(_predict(_load(model, s), xs.reshape(-1, 1))[:, 0])
+            curves.append(predict_grid(_load(model, s), xs.reshape(-1, 1))[:, 0])
             notes.append("")
     else:
         for i in range(frames):
             out = step(i) if i > 0 else None
-            curves.append(_predict(model, xs.reshape(-1, 1))[:, 0])
+            curves.append(predict_grid(model, xs.reshape(-1, 1))[:, 0])
             notes.append(_note(out))
     if not curves:
         raise ValueError("animate_training: no frames (empty snapshots, or frames=0)")

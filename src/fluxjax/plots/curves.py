@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import _colors, _figure, _legend, _save, _wide
+from ._backend import add_legend, line_colors, new_figure, save_figure, wide_figsize
 
 # ---- loss curves -----------------------------------------------------------------------------
 
@@ -73,12 +73,12 @@ def loss_curve(
     """
     runs = _runs(history, labels)
     if ax is None:
-        fig = _figure(_wide(figsize, sum(name is not None for name, _ in runs)))
+        fig = new_figure(wide_figsize(figsize, sum(name is not None for name, _ in runs)))
         ax = fig.add_subplot()
     else:
         fig = ax.figure
     everything = []
-    for (name, h), color in zip(runs, _colors(len(runs))):
+    for (name, h), color in zip(runs, line_colors(len(runs))):
         steps, losses, epochs = _series(h)
         if x == "epoch" and epochs is not None:
             steps, losses = _per_epoch(losses, epochs)
@@ -96,5 +96,5 @@ def loss_curve(
     ax.grid(True, which="major", alpha=0.3)
     if title:
         ax.set_title(title)
-    _legend(ax)
-    return _save(fig, path)
+    add_legend(ax)
+    return save_figure(fig, path)

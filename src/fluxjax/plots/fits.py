@@ -9,29 +9,29 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import _colors, _figure, _legend, _save, _wide
+from ._backend import add_legend, line_colors, new_figure, save_figure, wide_figsize
 
 # ---- fits ------------------------------------------------------------------------------------
 
 
-def _flatten(model: Any) -> list[Any]:
+def chain_layers(model: Any) -> list[Any]:
     layers = getattr(model, "layers", None)
     if layers is None:
         return [model]
-    return [leaf for layer in layers for leaf in _flatten(layer)]
+    return [leaf for layer in layers for leaf in chain_layers(layer)]
 
 
-def _in_dim(model: Any, data: Any) -> int:
+def input_size(model: Any, data: Any) -> int:
     if data is not None:
         return int(np.shape(data[0])[-1]) if np.ndim(data[0]) > 1 else 1
-    for layer in _flatten(model):
+    for layer in chain_layers(model):
         w = getattr(layer, "weight", None)
         if w is not None and np.ndim(w) == 2:
             return int(np.shape(w)[1])
     return 1
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+def predict_grid(model: Any, x: np.ndarray) -> np.ndarray:
     import jax.numpy as jnp
 
     y = np.asarray(model(jnp.asarray(x, dtype=jnp.float32)), dtype=float)
@@ -65,7 +65,7 @@ def fit(
       ``x`` of shape ``(n, d)`` (optional).
     * ``xlim``/``ylim``: the input range (from the data by default; [0, 1] or [−π, π]²).
     """
-    d = _in_dim(next(iter(_models(model)))[1], data)
+    d = input_size(next(iter(_models(model)))[1], data)
     if d == 1:
         return _fit1d(model, f, data, xlim, n, title, path, figsize)
     if d == 2:
@@ -73,7 +73,7 @@ def fit(
     raise ValueError(f"plots.fit draws models of 1 or 2 inputs; this one takes {d}")
 
 
-def _limits(data: Any, column: int, given: Any, default: tuple[float, float]) -> tuple:
+def plot_limits(data: Any, column: int, given: Any, default: tuple[float, float]) -> tuple:
     if given is not None:
         return tuple(given)
     if data is None:
@@ -83,11 +83,11 @@ def _limits(data: Any, column: int, given: Any, default: tuple[float, float]) ->
 
 
 def _fit1d(model, f, data, xlim, n, title, path, figsize):
-    lo, hi = _limits(data, 0, xlim, (0.0, 1.0))
+    lo, hi = plot_limits(data, 0, xlim, (0.0, 1.0))
     xs = np.linspace(lo, hi, n).reshape(-1, 1)
     models = _models(model)
     entries = len(models) + (data is not None) + (f is not None)
-    fig = _figure(figsize or _wide((6.4, 4.2), entries))
+    fig = new_figure(figsize or wide_figsize((6.4, 4.2), entries))
     ax = fig.add_subplot()
     if data is not None:
         x, y = (np.asarray(a, dtype=float).reshape(len(a), -1) for a in data)
@@ -95,29 +95,29 @@ def _fit1d(model, f, data, xlim, n, title, path, figsize):
     if f is not None:
         ys = np.asarray(f(xs), dtype=float).reshape(n, -1)
         ax.plot(xs[:, 0], ys[:, 0], "--", color="0.45", lw=1.5, label="true f(x)")
-    for (name, m), color in zip(models, _colors(len(models))):
-        ys = _predict(m, xs)
+    for (name, m), color in zip(models, line_colors(len(models))):
+        ys = predict_grid(m, xs)
         for k in range(ys.shape[1]):
             suffix = f" (output {k + 1})" if ys.shape[1] > 1 else ""
             ax.plot(xs[:, 0], ys[:, k], color=color, lw=2, label=name + suffix)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.grid(True, alpha=0.3)
-    _legend(ax)
+    add_legend(ax)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fit2d(model, f, data, xlim, ylim, title, path, figsize):
-    xlo, xhi = _limits(data, 0, xlim, (-math.pi, math.pi))
-    ylo, yhi = _limits(data, 1, ylim, (-math.pi, math.pi))
+    xlo, xhi = plot_limits(data, 0, xlim, (-math.pi, math.pi))
+    ylo, yhi = plot_limits(data, 1, ylim, (-math.pi, math.pi))
     gx, gy = np.meshgrid(np.linspace(xlo, xhi, 41), np.linspace(ylo, yhi, 41))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    panels = [(name, _predict(m, grid)[:, 0]) for name, m in _models(model)]
+    panels = [(name, predict_grid(m, grid)[:, 0]) for name, m in _models(model)]
     if f is not None:
         panels.append(("true f(x, y)", np.asarray(f(grid), dtype=float).reshape(len(grid))))
-    fig = _figure(figsize or (4.6 * len(panels), 4.4))
+    fig = new_figure(figsize or (4.6 * len(panels), 4.4))
     zs = np.concatenate([z for _, z in panels])
     for i, (name, z) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
@@ -143,4 +143,4 @@ def _fit2d(model, f, data, xlim, ylim, title, path, figsize):
         ax.set_box_aspect(None, zoom=0.88)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -10,8 +10,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from ..callbacks import Scheduled, StepContext
+from ..counts import count
 from ..progress import in_notebook
-from ._backend import _mpl, _wide
+from ._backend import matplotlib_module, wide_figsize
 from .curves import loss_curve
 
 __all__ = ["live", "in_notebook"]
@@ -59,8 +60,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
         ok = isinstance(every_seconds, int | float) and not isinstance(every_seconds, bool)
         if not ok or not every_seconds > 0:
             raise ValueError(f"live: every_seconds must be > 0, got {every_seconds!r}.")
-        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-            raise ValueError(f"live: samples must be a positive int, got {samples!r}.")
+        samples = count(samples, f"live: samples must be a positive int, got {samples!r}.")
         self.every_seconds, self.samples, self.log = float(every_seconds), samples, log
         self.figsize, self._clock = figsize, clock
         self.active = in_notebook()
@@ -122,7 +122,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
 
     def draw(self) -> Any:
         """Draw the curves now (in place after the first time); returns the Figure."""
-        _mpl()
+        matplotlib_module()
         from IPython.display import Image, display
         from matplotlib.figure import Figure  # free-standing: no pyplot, no GUI window
 
@@ -131,7 +131,7 @@ class live(Scheduled):  # noqa: N801  (a function-like name, as fx.every)
             for name, (steps, values) in self.series.items()
             if steps
         }
-        fig = Figure(figsize=_wide(self.figsize, len(runs)), layout="constrained")
+        fig = Figure(figsize=wide_figsize(self.figsize, len(runs)), layout="constrained")
         loss_curve(runs, log=self.log, ylabel="value", ax=fig.add_subplot())
         png = io.BytesIO()
         fig.savefig(png, format="png")

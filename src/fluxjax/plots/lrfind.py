@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._backend import _figure, _save
+from ._backend import new_figure, save_figure
 
 
 def lr_find(result: Any, *, path: str | os.PathLike[str] | None = None) -> Any:
@@ -19,7 +19,7 @@ def lr_find(result: Any, *, path: str | os.PathLike[str] | None = None) -> Any:
     >>> fig.axes[0].get_xscale(), fig.axes[0].get_xlabel()
     ('log', 'learning rate η')
     """
-    fig = _figure((6.0, 4.0))
+    fig = new_figure((6.0, 4.0))
     ax = fig.add_subplot(1, 1, 1)
     n = result.stop
     ax.plot(result.etas[:n], result.losses[:n], color="0.7", lw=1, label="loss")
@@ -31,4 +31,4 @@ def lr_find(result: Any, *, path: str | os.PathLike[str] | None = None) -> Any:
     ax.set_xlabel("learning rate η")
     ax.set_ylabel("loss")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

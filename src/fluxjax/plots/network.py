@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import _figure, _save
-from .fits import _flatten, _in_dim
+from ._backend import new_figure, save_figure
+from .fits import chain_layers, input_size
 
 # ---- a Chain as neurons ----------------------------------------------------------------------
 
@@ -27,8 +27,8 @@ def _stages(model: Any) -> list[dict[str, Any]]:
     import jax
     import jax.numpy as jnp
 
-    layers = _flatten(model)
-    n_in = _in_dim(model, None)
+    layers = chain_layers(model)
+    n_in = input_size(model, None)
     stages = [{"kind": "input", "size": n_in, "label": f"input ({n_in})"}]
     shape = jax.ShapeDtypeStruct((1, n_in), jnp.float32)
     for layer in layers:
@@ -88,7 +88,7 @@ def chain(
     norm, cmap = Normalize(-wmax, wmax), _cmap()
     tallest = max(min(s["size"], max_neurons) for s in stages)
     spacing = 0.32 if tallest <= 16 else 0.22
-    fig = _figure((1.9 * len(stages) + 1.6, max(3.2, spacing * tallest + 1.8)))
+    fig = new_figure((1.9 * len(stages) + 1.6, max(3.2, spacing * tallest + 1.8)))
     ax = fig.add_subplot()
     ys = []
     for s in stages:
@@ -108,7 +108,7 @@ def chain(
     bar.set_label("weight: edge colour, width ∝ |weight|\nbias: neuron fill")
     ax.set_title(title or _name(model).replace("<lambda>", "function"))
     edges = sum(w.shape[0] * w.shape[1] for w in weights)
-    return _save(fig, path, dpi=dpi or (100 if edges <= 200 else 72), compact=edges > 200)
+    return save_figure(fig, path, dpi=dpi or (100 if edges <= 200 else 72), compact=edges > 200)
 
 
 def _cmap() -> Any:

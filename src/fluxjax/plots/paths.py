@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import _colors, _figure, _save
+from ._backend import line_colors, new_figure, save_figure
 
 # ---- optimiser paths -------------------------------------------------------------------------
 
@@ -47,11 +47,11 @@ def trajectories(
     paths = {k: np.asarray(v, float).reshape(-1, 2) for k, v in (paths or {}).items()}
     xlim = xlim or _span([p[:, 0] for p in paths.values()])
     ylim = ylim or _span([p[:, 1] for p in paths.values()])
-    fig = _figure((6.4, 5.0))
+    fig = new_figure((6.4, 5.0))
     ax = fig.add_subplot()
     _contour(fig, ax, f, xlim, ylim, levels, log)
     widths = np.linspace(3.2, 1.4, len(paths)) if len(paths) > 1 else [1.8]
-    for (name, p), color, lw in zip(paths.items(), _colors(len(paths)), widths):
+    for (name, p), color, lw in zip(paths.items(), line_colors(len(paths)), widths):
         # earlier paths are drawn wider, so a path that another one retraces stays visible
         ax.plot(p[:, 0], p[:, 1], "-", color=color, lw=lw, label=name, zorder=3)
         ax.plot(p[-1, 0], p[-1, 1], "o", color=color, ms=6, mec="black", zorder=4)
@@ -69,7 +69,7 @@ def trajectories(
     ax.legend(loc="best", fontsize=8, framealpha=0.9)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _span(columns: list[np.ndarray]) -> tuple[float, float]:

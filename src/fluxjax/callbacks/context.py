@@ -7,6 +7,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..autodiff import Grads, Params
+from ..optimise.interface import adjust_live
+
 
 @dataclass(frozen=True, init=False, eq=False, repr=False)
 class StepContext:
@@ -88,8 +91,6 @@ class StepContext:
                 "StepContext.grads: this callback did not ask for the gradients; wrap it as "
                 "fx.every(n, f, grads=True) (the compiled step then keeps them)."
             )
-        from .autodiff import Grads, Params
-
         return Grads(Params(self._plan.entries), aux["grads"])
 
     def adjust(self, eta: Any = None, **changes: Any) -> None:
@@ -97,8 +98,6 @@ class StepContext:
         place, in implicit and explicit mode); they apply from the next step."""
         if self._plan is None:
             raise TypeError("StepContext.adjust works inside fx.train's callbacks only.")
-        from .reacting import adjust_live
-
         adjust_live(self._plan, eta, **changes)
 
     @property
