@@ -109,7 +109,7 @@ def chain(ns: list[int], seed: int) -> fx.Chain:
 def leaves(tree) -> list[np.ndarray]:
     import jax
 
-    from fluxjax.optimise.interface import _leaves
+    from fluxjax.optimise.state import leaves as _leaves
 
     return [np.asarray(a) for lf in _leaves(tree) for a in jax.tree_util.tree_leaves(lf.state)]
 

@@ -125,7 +125,7 @@ def opt_arrays(mode, opt, m):
     if mode == "implicit":
         recs = implicit_state(opt, fx.params(m).entries)
         return [np.asarray(a) for r in recs for a in jax.tree_util.tree_leaves((r.state, r.t))]
-    from fluxjax.optimise.interface import _leaves
+    from fluxjax.optimise.state import leaves as _leaves
 
     leaves = list(_leaves(opt))
     out = [np.asarray(a) for lf in leaves for a in jax.tree_util.tree_leaves((lf.state, lf.t))]

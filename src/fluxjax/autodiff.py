@@ -45,9 +45,6 @@ from .module import Module, Slot, is_array, walk
 from .naming import required_parameters
 from .params import Grads, Param, Params, group, params  # noqa: F401  (fluxjax.autodiff.Params, ...)
 
-# old private names engine/ (step.py, plan.py) imports, until it imports `first_output`, `group`
-_group = group
-
 __all__ = [
     "Params",
     "Grads",
@@ -140,9 +137,6 @@ def first_output(y: Any) -> Any:
     if isinstance(y, dict):
         return next(iter(y.values()))
     return y
-
-
-_first = first_output  # the old private name, for engine/step.py
 
 
 def _check_scalar(y: Any, fname: str) -> None:

@@ -67,9 +67,6 @@ def attributes(m: Node) -> dict[str, Any]:
     return {k: v for k, v in m.__dict__.items() if not k.startswith("_fx_")}
 
 
-_LEAF = "leaf"
-
-
 class _Static:
     """A hashable wrapper for a static attribute value (compared by value when possible)."""
 

@@ -26,7 +26,7 @@ import numpy as np
 from .autodiff import bind_call
 from .callbacks import Scheduled, StepContext
 from .counts import count
-from .engine.scope import _filled, reachable
+from .engine.scope import filled, reachable
 from .module import Module, is_array, modules, structure_version, walk
 from .naming import NAMED, required_parameters
 from .params import group
@@ -70,16 +70,16 @@ class Compiled:
         cells = getattr(f, "__closure__", None) or ()
         self.cells = cells if code is not None else ()
         self.array_cells = [
-            i for i, c in enumerate(self.cells) if _filled(c) and is_array(c.cell_contents)
+            i for i, c in enumerate(self.cells) if filled(c) and is_array(c.cell_contents)
         ]
-        self.others = [id(c.cell_contents) if _filled(c) else None for c in self.cells]
+        self.others = [id(c.cell_contents) if filled(c) else None for c in self.cells]
         self.eager = False
         self.fn = jax.jit(self._pure)
 
     def stale(self) -> bool:
         if any(d.get("_fx_version", 0) != v for d, v in self.watch):
             return True
-        now = [id(c.cell_contents) if _filled(c) else None for c in self.cells]
+        now = [id(c.cell_contents) if filled(c) else None for c in self.cells]
         return any(
             a != b for i, (a, b) in enumerate(zip(now, self.others)) if i not in self.array_cells
         )

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import checks
-from ..autodiff import Param, Params
 from ..module import Module
 from ..optimise.base import Rule, rule_version
-from ..optimise.interface import Leaf, OptimiserState, RulesKey, _triples
+from ..optimise.core import RulesKey
+from ..optimise.state import Leaf, OptimiserState, triples
+from ..params import Param, Params
 from .plan import Plan
 from .react import live_rules
-from .scope import _filled, loss_key
+from .scope import filled, loss_key
 
 PLANS: OrderedDict[Any, Plan] = OrderedDict()
 MAX_PLANS = 64
@@ -72,7 +73,7 @@ LAST = LastCall()
 
 def _explicit_leaves(state: OptimiserState, model: Module) -> list[tuple[Leaf, list[Any]]]:
     pairs: dict[int, tuple[Leaf, list[Any]]] = {}
-    for leaf, slot, _ in _triples(state, model, None):
+    for leaf, slot, _ in triples(state, model, None):
         pairs.setdefault(id(leaf), (leaf, []))[1].append(slot)
     return [(lf, sl) for lf, sl in pairs.values() if not lf.frozen]
 
@@ -125,7 +126,7 @@ def _versions(loss: Any, target: Any) -> tuple[Any, ...]:
     return (
         rule_version(),
         getattr(target, "version", 0),
-        *(id(c.cell_contents) if _filled(c) else None for c in cells),
+        *(id(c.cell_contents) if filled(c) else None for c in cells),
     )
 
 

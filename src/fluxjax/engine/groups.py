@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..optimise.interface import apply_one
+from ..optimise.core import apply_one
 
 GROUP_MAX = 1 << 14  # arrays up to this many elements may join a group
 

@@ -19,11 +19,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..autodiff import Param, _group
 from ..distributed import wrap
-from ..module import STRUCTURE_CLOCK, Module, modules, structure_version, walk
+from ..module import STRUCTURE_CLOCK, Module, structure_version
 from ..optimise.base import Rule, rule_version
-from ..optimise.interface import RulesKey, implicit_state
+from ..optimise.core import RulesKey
+from ..optimise.state import implicit_state
+from ..params import Param, group
+from ..tree import modules, walk
 from . import policy, program
 from .groups import Grouping
 from .packing import Packer
@@ -49,7 +51,7 @@ def _should_donate(entries: list[Param]) -> tuple[int, ...]:
     return (0, 2) if jax.default_backend() != "cpu" or size > DONATE_BYTES else ()
 
 
-def _eta(rule: Rule) -> float | None:
+def first_eta(rule: Rule) -> float | None:
     """The learning rate a callback sees: the first ``eta`` in the rule or its members."""
     for r in (rule, *rule.children()):
         v = getattr(r, "eta", None)
@@ -87,7 +89,7 @@ class Plan:
         # each module's structure counter now: a change to any of them makes this plan stale
         self.clock = STRUCTURE_CLOCK.now
         self.watch = [(m.__dict__, structure_version(m)) for m in watched.values()]
-        self.others = _group(
+        self.others = group(
             (o, path, a)
             for m in visible
             for o, path, a in walk(m, trainable_only=False)
@@ -116,7 +118,7 @@ class Plan:
         self.signatures: list[Any] = []
         self.last_batch: Any = None
         self.stack_cache: Any = None  # (the leaves of a list of batches, their stack)
-        self.eta = _eta(rules[0]) if rules else None
+        self.eta = first_eta(rules[0]) if rules else None
         # what a callback's StepContext gets: the number, or the schedule's value now
         self.callback_eta: Any = (
             self.eta if self.eta is not None or not self.need_t else self.scheduled_eta

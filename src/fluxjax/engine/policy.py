@@ -31,6 +31,7 @@ import jax
 import numpy as np
 
 from .. import checks
+from .step import loss_and_grads
 
 CPU_BUDGET = 2 * 2**30
 BUDGET_FRACTION = 0.25
@@ -72,8 +73,6 @@ def _traced(plan: Any, batch: Any) -> tuple[set[str], float]:
     traced once more only to compile: whether the loss reads the trainable arrays at all
     (``checks.warn_loss_independent``), and the shapes of the layer state a step replaces
     for this ``batch`` (``plan.traced``, which ``program.build`` reads)."""
-    from .step import loss_and_grads
-
     tv = [p.get() for p in plan.entries]
     ov = [p.get() for p in plan.others]
     check, plan.depends_checked = not plan.depends_checked, True

@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..optimise.base import Rule, rule_version
-from ..optimise.interface import RulesKey
+from ..optimise.core import RulesKey
 from ..optimise.lossscale import has_loss_scale
+from .plan import first_eta
 
 
 def before(plan: Any, sched: Any) -> None:
@@ -56,11 +57,9 @@ def after(plan: Any) -> bool:
     plan.rules_version = rule_version()
     if key == plan.rkey:
         return False
-    from .plan import _eta
-
     plan.rules, plan.rkey = rules, key
     plan.programs.clear()  # compiled with the old values
-    plan.eta = _eta(rules[0]) if rules else None
+    plan.eta = first_eta(rules[0]) if rules else None
     if plan.eta is not None or not plan.need_t:
         plan.callback_eta = plan.eta
     return True

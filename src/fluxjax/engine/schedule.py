@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import checks
-from ..callbacks import Scheduled, SkipException, StepContext, StopException, takes_context
+from ..callbacks import Scheduled, SkipException, StepContext, StopException
+from ..callbacks.scheduling import takes_context
 
 _ARITY: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 

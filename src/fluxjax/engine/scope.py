@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..module import is_array
+from ..tree import is_array
 
 
-def _filled(cell: Any) -> bool:
+def filled(cell: Any) -> bool:
     try:
         cell.cell_contents  # noqa: B018
         return True
@@ -33,9 +33,7 @@ def _scope(f: Any) -> list[tuple[str, Any]]:
     code = getattr(f, "__code__", None)
     if code is None:
         return []
-    out = [
-        (n, c.cell_contents) for n, c in zip(code.co_freevars, f.__closure__ or ()) if _filled(c)
-    ]
+    out = [(n, c.cell_contents) for n, c in zip(code.co_freevars, f.__closure__ or ()) if filled(c)]
     out += [("default", v) for v in (f.__defaults__ or ())]
     g = getattr(f, "__globals__", {})
     out += [(n, g[n]) for n in _names(code) if n in g]
@@ -78,5 +76,5 @@ def loss_key(loss: Any) -> Any:
     code = getattr(loss, "__code__", None)
     if code is None:
         return ("object", id(loss))
-    cells = tuple(id(c.cell_contents) if _filled(c) else None for c in (loss.__closure__ or ()))
+    cells = tuple(id(c.cell_contents) if filled(c) else None for c in (loss.__closure__ or ()))
     return (code, cells, id(getattr(loss, "__self__", None)))

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import distributed
 from ..data import DataLoader
-from ..module import is_array
+from ..tree import is_array
 from . import policy
 from .program import CAP
 

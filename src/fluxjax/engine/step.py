@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from .. import mode
-from ..autodiff import _first, zygote_grads
+from ..autodiff import first_output, zygote_grads
 from ..callbacks import SkipException
 from ..checks import check_loss_depends, check_loss_value
-from ..layers._common import recording
+from ..layerstate import recording
+from ..optimise.core import see_all
 from ..optimise.globalnorm import global_norm
-from ..optimise.interface import see_all
 from ..optimise.lossscale import loss_scale
 
 
@@ -111,7 +111,7 @@ def loss_and_grads(
                 p.set(v)
             for p, v in zip(others, old_o):
                 p.set(v)
-        l = _first(out)
+        l = first_output(out)
         check_loss_value(l)  # None, a Python number, an array: a clear error
         if low is not _same:  # the loss in float32; layer state back in its own dtype
             l = jnp.asarray(l).astype(jnp.float32)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .. import mode
 from ..counts import count, is_count, is_int
-from ..layerstate import assign_state, recording  # noqa: F401  (engine/step.py imports recording here)
+from ..layerstate import assign_state  # noqa: F401
 from ..module import modules
 
 __all__ = ["trainmode", "testmode", "reset"]

@@ -43,10 +43,6 @@ from .state import (  # noqa: F401  (re-exported: fluxjax.optimise.interface.Lea
 
 __all__ = ["setup", "update", "adjust", "freeze", "thaw", "Leaf", "OptimiserState"]
 
-# old private names, for engine/cache.py and tests until they import `triples`, `leaves`
-_triples = triples
-_leaves = leaves
-
 
 def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[Any, Any]:
     if isinstance(grads, tuple) and len(grads) == 1 and isinstance(grads[0], Module):

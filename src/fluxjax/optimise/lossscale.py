@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._hyper import _int, _static
+from ._hyper import check_static, counter
 from .base import Rule
 
 __all__ = ["LossScale", "loss_scale"]
@@ -55,12 +55,12 @@ class LossScale(Rule):
     formula = "finite: n ← n + 1, S ← 2S when n = growth_steps; else skip, S ← S/2; d = g"
 
     def __init__(self, initial: float = 2.0**15, growth_steps: int = 2000):
-        self.initial = _static(self, "initial", initial, lo=0, lo_open=True)
-        self.growth_steps = _static(self, "growth_steps", growth_steps, lo=1, integer=True)
+        self.initial = check_static(self, "initial", initial, lo=0, lo_open=True)
+        self.growth_steps = check_static(self, "growth_steps", growth_steps, lo=1, integer=True)
 
     def init(self, x):
         s = jax.device_put(np.asarray(self.initial, jnp.result_type(x)))  # x's float dtype
-        return (s, _int(0), jax.device_put(np.bool_(True)))
+        return (s, counter(0), jax.device_put(np.bool_(True)))
 
     def couples(self) -> bool:
         return True  # the step is skipped when any array's gradient is not finite
