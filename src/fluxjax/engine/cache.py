@@ -20,6 +20,7 @@ from .. import checks
 from ..module import Module
 from ..optimise.base import Rule, rule_version
 from ..optimise.core import RulesKey
+from ..optimise.optax import as_rule
 from ..optimise.state import Leaf, OptimiserState, triples
 from ..params import Param, Params
 from .plan import Plan
@@ -187,8 +188,6 @@ def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:
     >>> print(fx.explain(loss, fx.params(m), fx.Descent()))  # another optimiser object
     no plan yet: train(loss, target, data, opt) has not run with these objects
     """
-    from ..optimise.optax import as_rule
-
     opt = as_rule(opt)
     try:
         key, _ = _build(loss, target, opt)

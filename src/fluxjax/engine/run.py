@@ -23,6 +23,7 @@ from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule
 from .sources import open_source, same_batch, signature
+from .step import call_loss
 
 _WARNED: set[Any] = set()
 
@@ -258,8 +259,6 @@ class Run:
 
     def _empty(self, batch: Any) -> None:
         """Empty ``Params``: the loss runs eagerly, nothing is updated (Flux's train!)."""
-        from .step import call_loss
-
         try:
             out = call_loss(self.plan, batch)
         except SkipException:
