@@ -35,6 +35,18 @@ def _takes(f: Any) -> bool:
     return hit
 
 
+def _call(f: Any, kind: str, ctx: StepContext | None, context: Callable[[], StepContext]) -> Any:
+    """Call one callback of ``kind`` (``"plain"``, ``"ctx"`` or ``"sched"``); the step's
+    ``StepContext`` is made by ``context()`` the first time a callback needs it. Returns it
+    (or None when no callback needed one yet)."""
+    if kind == "plain":
+        f()
+        return ctx
+    ctx = ctx or context()
+    f.fire(ctx) if kind == "sched" else f(ctx)
+    return ctx
+
+
 class Schedule:
     """The callbacks of a call: ``entries`` of (callback, kind), kind ``"sched"`` (a
     ``Scheduled``), ``"ctx"`` (plain, takes the context) or ``"plain"`` (no argument);
@@ -123,11 +135,7 @@ class Schedule:
             if skipping or stopped:
                 continue
             try:
-                if kind == "plain":
-                    f()
-                else:
-                    ctx = ctx or context()
-                    f.fire(ctx) if kind == "sched" else f(ctx)
+                ctx = _call(f, kind, ctx, context)
             except SkipException:
                 skipping = True
             except StopException:
@@ -144,11 +152,7 @@ class Schedule:
             elif self.every == 1 or step % self.every == 0:
                 continue
             try:
-                if kind == "plain":
-                    f()
-                else:
-                    ctx = ctx or context()
-                    f.fire(ctx) if kind == "sched" else f(ctx)
+                ctx = _call(f, kind, ctx, context)
             except (SkipException, StopException):
                 pass
 
