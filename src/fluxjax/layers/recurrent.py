@@ -4,7 +4,9 @@ equations, parameters and (trainable) initial states.
 A layer fed a sequence ``(n, time, features)`` runs it as one ``lax.scan`` from the initial
 state and returns every step's output ``(n, time, out)`` (Flux ≥ 0.15's behaviour). Fed one
 time step ``(n, features)`` it is Flux v0.12's stateful ``Recur``: the state is kept in the
-layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it.
+layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it;
+a state reset to ``state0`` passes the gradient on to it, as v0.12's (whose reset state is
+the ``init`` array itself).
 Over a sequence, each scan step of RNN, LSTM and GRU computes its gates with one product
 ``[x, h]·W_j`` of the joined weights (built once per call, outside the scan): measured
 faster forward and backward than the two products ``x·Wiᵀ + h·Whᵀ`` on CPU (LSTM 32→128:
@@ -254,6 +256,15 @@ class GRUv3Cell(_Cell):
         return h, h
 
 
+def _from_state0(state: Any, s0: Any) -> Any:
+    """``state``, read as ``state0`` where it holds ``state0``'s values (as after ``fx.reset``
+    or construction), so that the gradient reaches ``state0`` as in Flux v0.12, whose reset
+    state *is* the ``init`` array. The values are ``state``'s either way."""
+    leaves = jax.tree_util.tree_leaves
+    same = jnp.all(jnp.stack([jnp.all(a == b) for a, b in zip(leaves(state), leaves(s0))]))
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(same, b, a), state, s0)
+
+
 class _Recur(Module):
     """A cell and the state it carries between calls (Flux v0.12's ``Recur``)."""
 
@@ -291,10 +302,10 @@ class _Recur(Module):
                 f"has {x.shape[0]} (shape {tuple(x.shape)}); call fx.reset(m, {x.shape[0]}) "
                 "before a batch of another size."
             )
-        if x.ndim == 2 and lead == ():
-            n = x.shape[0]
+        n = x.shape[0] if x.ndim == 2 else None
+        if n is not None and lead == ():
             state = jax.tree_util.tree_map(lambda s: jnp.broadcast_to(s, (n, *s.shape)), state)
-        new, y = cell.step(state, cell.project(x))
+        new, y = cell.step(_from_state0(state, cell.initial(n)), cell.project(x))
         assign_state(self, "state", new)
         return y
 
