@@ -205,6 +205,9 @@ def test_stateful_gradient_reaches_state0_as_finite_differences(x64, kind):
     assert np.abs(got[0]).sum() > 0
     moved = fx.gradient(loss, ps)  # the state now holds the last step's: nothing reaches state0
     assert all((np.asarray(moved[s]) == 0).all() for s in jax.tree_util.tree_leaves(m.cell.state0))
+    fx.reset(m, 4)
+    m.state = fx.fmap(jnp.copy, m.state)  # a state the user sets is read as it is
+    assert not m.fresh
 
 
 def test_shape_errors_name_layer_and_shapes():

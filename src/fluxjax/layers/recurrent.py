@@ -5,8 +5,8 @@ A layer fed a sequence ``(n, time, features)`` runs it as one ``lax.scan`` from 
 state and returns every step's output ``(n, time, out)`` (Flux ≥ 0.15's behaviour). Fed one
 time step ``(n, features)`` it is Flux v0.12's stateful ``Recur``: the state is kept in the
 layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it;
-a state reset to ``state0`` passes the gradient on to it, as v0.12's (whose reset state is
-the ``init`` array itself).
+until the next step the state is read from ``state0``, so the gradient reaches ``state0``, as
+v0.12's (whose reset state is the ``init`` array itself).
 Over a sequence, each scan step of RNN, LSTM and GRU computes its gates with one product
 ``[x, h]·W_j`` of the joined weights (built once per call, outside the scan): measured
 faster forward and backward than the two products ``x·Wiᵀ + h·Whᵀ`` on CPU (LSTM 32→128:
@@ -256,15 +256,6 @@ class GRUv3Cell(_Cell):
         return h, h
 
 
-def _from_state0(state: Any, s0: Any) -> Any:
-    """``state``, read as ``state0`` where it holds ``state0``'s values (as after ``fx.reset``
-    or construction), so that the gradient reaches ``state0`` as in Flux v0.12, whose reset
-    state *is* the ``init`` array. The values are ``state``'s either way."""
-    leaves = jax.tree_util.tree_leaves
-    same = jnp.all(jnp.stack([jnp.all(a == b) for a, b in zip(leaves(state), leaves(s0))]))
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(same, b, a), state, s0)
-
-
 class _Recur(Module):
     """A cell and the state it carries between calls (Flux v0.12's ``Recur``)."""
 
@@ -275,6 +266,15 @@ class _Recur(Module):
     def _wrap(self, cell: _Cell) -> None:
         self.cell = cell
         self.state = jax.tree_util.tree_map(jnp.copy, cell.state0)
+        # True while the state is state0's (after construction or fx.reset): it is then read
+        # from state0, so the gradient reaches state0, as v0.12's (whose state *is* the init
+        # array then); a stateful step or an assignment to ``state`` clears it
+        self.fresh = jnp.asarray(True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "state":
+            self.__dict__["fresh"] = jnp.asarray(False)
 
     def trainable(self) -> tuple[str, ...]:
         return ("cell",)
@@ -286,6 +286,7 @@ class _Recur(Module):
             return jnp.broadcast_to(s0, s.shape if n is None else (n, *s0.shape))
 
         assign_state(self, "state", jax.tree_util.tree_map(again, self.cell.state0, self.state))
+        assign_state(self, "fresh", jnp.asarray(True))
 
     def __call__(self, x: Any) -> Any:
         cell = self.cell
@@ -305,8 +306,13 @@ class _Recur(Module):
         n = x.shape[0] if x.ndim == 2 else None
         if n is not None and lead == ():
             state = jax.tree_util.tree_map(lambda s: jnp.broadcast_to(s, (n, *s.shape)), state)
-        new, y = cell.step(_from_state0(state, cell.initial(n)), cell.project(x))
+        fresh = self.fresh
+        state = jax.tree_util.tree_map(
+            lambda s, s0: jnp.where(fresh, s0, s), state, cell.initial(n)
+        )
+        new, y = cell.step(state, cell.project(x))
         assign_state(self, "state", new)
+        assign_state(self, "fresh", jnp.asarray(False))
         return y
 
     def sequence(self, x: Any) -> Any:
