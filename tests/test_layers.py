@@ -129,3 +129,31 @@ def test_conv_gradients_match_lax_autodiff(x64, cin, stride, dilation, pad):
     np.testing.assert_allclose(ours(x, w0), ref(x, w0), rtol=1e-12)
     for a, b in zip(jax.grad(ours, (0, 1))(x, w0), jax.grad(ref, (0, 1))(x, w0)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_forward_mode_needs_the_lax_path(x64):
+    # the hand-written reverse rule has no forward mode; FAST[0] = False gives JAX's own
+    from fluxjax.layers import conv
+
+    c = fx.f64(fx.Conv((2, 2), 2, 3, fx.tanh))
+    x = jnp.asarray(np.random.default_rng(5).standard_normal((1, 4, 4, 2)))
+
+    def f(x):
+        return jnp.sum(jnp.sin(c(x)))
+
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(f, (x,), (x,))
+    conv.FAST[0] = False
+    try:
+        h = fx.hessian(f, x)
+    finally:
+        conv.FAST[0] = True
+    g = jax.grad(f)
+    flat = x.reshape(-1)
+    fd = [
+        (g((flat + e).reshape(x.shape)) - g((flat - e).reshape(x.shape))).reshape(-1) / 2e-6
+        for e in np.eye(flat.size) * 1e-6
+    ]
+    np.testing.assert_allclose(
+        np.asarray(h).reshape(flat.size, flat.size), np.stack(fd, 1), atol=1e-6
+    )

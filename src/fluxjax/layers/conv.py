@@ -10,7 +10,8 @@ is written by hand: the input and weight gradients as convolutions in XLA's cano
 which its CPU backend runs with its fast kernels inside a loop body too (JAX's own rule left
 a small CNN's loop 8x slower than its lone step); with one input channel the forward pass is
 a fused sum of shifted inputs. Forward-mode differentiation (``jax.jvp``, ``jacfwd``,
-``fx.hessian``) does not pass through ``corr``.
+``fx.hessian``) does not pass through ``corr``: ``fluxjax.layers.conv.FAST[0] = False``
+makes these layers call ``lax.conv_general_dilated`` and JAX's own rules instead.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def _numbers(n: int) -> tuple[str, str, str]:
 # input times the kernel's taps: one fused loop, where XLA's CPU convolution is slow for so few
 # channels (Conv 3x3 1 => 16 on 128x28x28: 0.3 ms against 3.9 ms, forward)
 SHIFTS_MAX_CIN = [1]
+FAST = [True]  # False: lax's convolution and JAX's rules (forward mode works)
 
 
 def _shifted_sum(x: Any, w: Any, stride: tuple, pad: tuple, dilation: tuple) -> Any:
@@ -156,7 +158,7 @@ def _corr_fwd(x, w, stride, pad, dilation, groups):  # type: ignore[no-untyped-d
 def _corr_bwd(stride, pad, dilation, groups, res, g):  # type: ignore[no-untyped-def]
     x, w = res
     n = w.ndim - 2
-    if groups != 1 or CANON[0] is False:
+    if groups != 1:
         _, vjp = jax.vjp(lambda x, w: _lax_conv(x, w, stride, pad, dilation, groups), x, w)
         return vjp(g)
     # dx: g (spread by the stride) correlated with the flipped kernel, its in and out swapped
@@ -188,7 +190,6 @@ def _corr_bwd(stride, pad, dilation, groups, res, g):  # type: ignore[no-untyped
 
 
 corr.defvjp(_corr_fwd, _corr_bwd)
-CANON = [True]
 
 
 def conv_nd(x: Any, w: Any, stride: tuple, pad: tuple, dilation: tuple, groups: int, flip: bool):
@@ -322,7 +323,8 @@ class Conv(Module):
         w = self.weight
         if self._flip:
             w = jnp.flip(w, axis=tuple(range(w.ndim - 2)))
-        y = corr(x, w, self.stride, self.pad, self.dilation, self.groups)
+        args = (self.stride, self.pad, self.dilation, self.groups)
+        y = corr(x, w, *args) if FAST[0] else conv_nd(x, w, *args, False)
         if self.bias is not None:
             y = y + self.bias
         return self.act(y)
