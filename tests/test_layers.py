@@ -100,3 +100,60 @@ def test_chain_gradient_matches_finite_differences(x64):
     g = fx.gradient(lambda m: fx.mse(m(jnp.asarray(x)), jnp.asarray(y)), m)[0]
     np.testing.assert_allclose(g[0].weight, finite_difference(loss, w1), rtol=1e-6, atol=1e-9)
     assert jax.tree_util.tree_structure(g) == jax.tree_util.tree_structure(m)
+
+
+@pytest.mark.parametrize("cin", [1, 3])
+@pytest.mark.parametrize(
+    "stride, dilation, pad", [(1, 1, 0), (2, 1, (1, 0, 0, 2)), (2, 2, 1), (3, 2, 2)]
+)
+def test_conv_gradients_match_lax_autodiff(x64, cin, stride, dilation, pad):
+    # Conv's hand-written reverse rule (canonical-layout convolutions; a shifted sum forward
+    # for one input channel) against JAX's own rule for lax.conv_general_dilated
+    rng = np.random.default_rng(4)
+    c = fx.f64(fx.Conv((3, 2), cin, 4, stride=stride, dilation=dilation, pad=pad))
+    x = jnp.asarray(rng.standard_normal((2, 9, 8, cin)))
+    w0 = jnp.asarray(rng.standard_normal(c.weight.shape))
+    out = rng.standard_normal(c(x).shape)
+
+    def ref(x, w):
+        y = jax.lax.conv_general_dilated(
+            x, jnp.flip(w, (0, 1)), c.stride, c.pad, rhs_dilation=c.dilation,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )  # fmt: skip
+        return jnp.sum(out * y)
+
+    def ours(x, w):
+        m = fx.Conv(w, stride=stride, dilation=dilation, pad=pad)
+        return jnp.sum(out * m(x))
+
+    np.testing.assert_allclose(ours(x, w0), ref(x, w0), rtol=1e-12)
+    for a, b in zip(jax.grad(ours, (0, 1))(x, w0), jax.grad(ref, (0, 1))(x, w0)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_forward_mode_needs_the_lax_path(x64):
+    # the hand-written reverse rule has no forward mode; FAST[0] = False gives JAX's own
+    from fluxjax.layers import conv
+
+    c = fx.f64(fx.Conv((2, 2), 2, 3, fx.tanh))
+    x = jnp.asarray(np.random.default_rng(5).standard_normal((1, 4, 4, 2)))
+
+    def f(x):
+        return jnp.sum(jnp.sin(c(x)))
+
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(f, (x,), (x,))
+    conv.FAST[0] = False
+    try:
+        h = fx.hessian(f, x)
+    finally:
+        conv.FAST[0] = True
+    g = jax.grad(f)
+    flat = x.reshape(-1)
+    fd = [
+        (g((flat + e).reshape(x.shape)) - g((flat - e).reshape(x.shape))).reshape(-1) / 2e-6
+        for e in np.eye(flat.size) * 1e-6
+    ]
+    np.testing.assert_allclose(
+        np.asarray(h).reshape(flat.size, flat.size), np.stack(fd, 1), atol=1e-6
+    )

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import finite_difference
 
 import fluxjax as fx
 from fluxjax.module import walk
@@ -167,6 +168,46 @@ def test_stateful_rnn_in_train_and_reset():
     fx.reset(m)
     np.testing.assert_array_equal(r.state, np.broadcast_to(r.cell.state0, (5, 3)))
     assert r(x[:2, 0]).shape == (2, 1 * 3) if fx.reset(m, 2) else False
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_stateful_gradient_reaches_state0_as_finite_differences(x64, kind):
+    # Flux v0.12: after reset! the state *is* state0, so the gradient of stateful calls made
+    # outside the reset reaches it; a state that has moved on gives it nothing
+    rng = np.random.default_rng(5)
+    m = getattr(fx, kind)(2, 3)
+    m.cell.state0 = fx.fmap(lambda s: jnp.asarray(rng.standard_normal(s.shape)), m.cell.state0)
+    m = fx.f64(m)
+    xs = [jnp.asarray(rng.standard_normal((4, 2))) for _ in range(3)]
+    s0 = [np.asarray(s) for s in jax.tree_util.tree_leaves(m.cell.state0)]
+
+    def loss():
+        return sum(jnp.sum(jnp.sin(m(x))) for x in xs)
+
+    def at(i, v):
+        fx.reset(m, 4)
+        old = m.cell.state0
+        leaves = jax.tree_util.tree_leaves(old)
+        leaves[i] = jnp.asarray(v)
+        m.cell.state0 = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(old), leaves)
+        fx.reset(m, 4)
+        out = loss()
+        m.cell.state0 = old
+        return out
+
+    ps = fx.params(m)
+    fx.reset(m, 4)
+    gs = fx.gradient(loss, ps)
+    got = [gs[s] for s in jax.tree_util.tree_leaves(m.cell.state0)]
+    for i, s in enumerate(s0):
+        want = finite_difference(lambda v, i=i: at(i, v), s)
+        np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-8)
+    assert np.abs(got[0]).sum() > 0
+    moved = fx.gradient(loss, ps)  # the state now holds the last step's: nothing reaches state0
+    assert all((np.asarray(moved[s]) == 0).all() for s in jax.tree_util.tree_leaves(m.cell.state0))
+    fx.reset(m, 4)
+    m.state = fx.fmap(jnp.copy, m.state)  # a state the user sets is read as it is
+    assert not m.fresh
 
 
 def test_shape_errors_name_layer_and_shapes():

@@ -4,7 +4,9 @@ equations, parameters and (trainable) initial states.
 A layer fed a sequence ``(n, time, features)`` runs it as one ``lax.scan`` from the initial
 state and returns every step's output ``(n, time, out)`` (Flux ≥ 0.15's behaviour). Fed one
 time step ``(n, features)`` it is Flux v0.12's stateful ``Recur``: the state is kept in the
-layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it.
+layer's ``state`` (written back by ``train`` and ``gradient``), ``fx.reset(m)`` clears it;
+until the next step the state is read from ``state0``, so the gradient reaches ``state0``, as
+v0.12's (whose reset state is the ``init`` array itself).
 Over a sequence, each scan step of RNN, LSTM and GRU computes its gates with one product
 ``[x, h]·W_j`` of the joined weights (built once per call, outside the scan): measured
 faster forward and backward than the two products ``x·Wiᵀ + h·Whᵀ`` on CPU (LSTM 32→128:
@@ -264,6 +266,15 @@ class _Recur(Module):
     def _wrap(self, cell: _Cell) -> None:
         self.cell = cell
         self.state = jax.tree_util.tree_map(jnp.copy, cell.state0)
+        # True while the state is state0's (after construction or fx.reset): it is then read
+        # from state0, so the gradient reaches state0, as v0.12's (whose state *is* the init
+        # array then); a stateful step or an assignment to ``state`` clears it
+        self.fresh = jnp.asarray(True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name == "state":
+            self.__dict__["fresh"] = jnp.asarray(False)
 
     def trainable(self) -> tuple[str, ...]:
         return ("cell",)
@@ -275,6 +286,7 @@ class _Recur(Module):
             return jnp.broadcast_to(s0, s.shape if n is None else (n, *s0.shape))
 
         assign_state(self, "state", jax.tree_util.tree_map(again, self.cell.state0, self.state))
+        assign_state(self, "fresh", jnp.asarray(True))
 
     def __call__(self, x: Any) -> Any:
         cell = self.cell
@@ -291,11 +303,16 @@ class _Recur(Module):
                 f"has {x.shape[0]} (shape {tuple(x.shape)}); call fx.reset(m, {x.shape[0]}) "
                 "before a batch of another size."
             )
-        if x.ndim == 2 and lead == ():
-            n = x.shape[0]
+        n = x.shape[0] if x.ndim == 2 else None
+        if n is not None and lead == ():
             state = jax.tree_util.tree_map(lambda s: jnp.broadcast_to(s, (n, *s.shape)), state)
+        fresh = self.fresh
+        state = jax.tree_util.tree_map(
+            lambda s, s0: jnp.where(fresh, s0, s), state, cell.initial(n)
+        )
         new, y = cell.step(state, cell.project(x))
         assign_state(self, "state", new)
+        assign_state(self, "fresh", jnp.asarray(False))
         return y
 
     def sequence(self, x: Any) -> Any:
