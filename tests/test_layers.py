@@ -131,8 +131,12 @@ def test_conv_gradients_match_lax_autodiff(x64, cin, stride, dilation, pad):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_conv_forward_mode_needs_the_lax_path(x64):
-    # the hand-written reverse rule has no forward mode; FAST[0] = False gives JAX's own
+def test_conv_forward_mode_takes_the_lax_path(x64):
+    """The hand-written reverse rule has no forward mode: a bare jax.jvp says so, fx.hessian
+    and jax.jvp inside fluxjax.mode.forward() take lax's convolution and JAX's rules (the
+    Hessian checked against finite differences of the gradient); so does
+    LOWERING.hand_rule = False everywhere."""
+    from fluxjax import mode
     from fluxjax.layers import conv
 
     c = fx.f64(fx.Conv((2, 2), 2, 3, fx.tanh))
@@ -143,11 +147,15 @@ def test_conv_forward_mode_needs_the_lax_path(x64):
 
     with pytest.raises(TypeError, match="forward-mode"):
         jax.jvp(f, (x,), (x,))
-    conv.FAST[0] = False
+    with mode.forward():
+        _, dy = jax.jvp(f, (x,), (x,))
+    conv.LOWERING.hand_rule = False
     try:
-        h = fx.hessian(f, x)
+        _, dy2 = jax.jvp(f, (x,), (x,))
     finally:
-        conv.FAST[0] = True
+        conv.LOWERING.hand_rule = True
+    assert float(dy) == float(dy2)
+    h = fx.hessian(f, x)
     g = jax.grad(f)
     flat = x.reshape(-1)
     fd = [

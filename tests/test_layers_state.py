@@ -227,3 +227,21 @@ def test_shape_errors_name_layer_and_shapes():
         fx.Conv((3, 3), 3, 4, groups=2)
     with pytest.raises(ValueError, match="pad must be"):
         fx.Conv((3, 3), 1, 1, pad=(1, 2, 3))
+
+
+def test_a_recurrent_model_saved_before_fresh_existed_still_loads(tmp_path):
+    """Files written before the `fresh` flag lack it: the layer's stored state is used as
+    it is (fresh False), and every other entry is still checked."""
+    m = fx.Chain(fx.LSTM(2, 3), fx.Dense(3, 1))
+    m(np.ones((4, 2), np.float32))  # a stateful step: the state is no longer state0
+    old = {k: v for k, v in fx.state(m).items()}
+    old["layers"] = list(old["layers"])
+    old["layers"][0] = {k: v for k, v in old["layers"][0].items() if k != "fresh"}
+    m2 = fx.Chain(fx.LSTM(2, 3), fx.Dense(3, 1))
+    fx.loadmodel(m2, old)
+    assert not bool(m2[0].fresh)
+    for a, b in zip(jax.tree_util.tree_leaves(m[0].state), jax.tree_util.tree_leaves(m2[0].state)):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    bad = dict(old, layers=[old["layers"][0], {}])
+    with pytest.raises(ValueError, match="missing: layers.1.weight"):
+        fx.loadmodel(fx.Chain(fx.LSTM(2, 3), fx.Dense(3, 1)), bad)

@@ -267,7 +267,8 @@ def _forward(f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, ...]:
         _check_scalar(y, "gradient")
         return y
 
-    return tuple(jax.jacfwd(scalar, argnums=tuple(range(len(args))))(*args))
+    with _mode.forward():
+        return tuple(jax.jacfwd(scalar, argnums=tuple(range(len(args))))(*args))
 
 
 def _forward_implicit(f: Callable[[], Any], ps: Params) -> tuple[Any, Grads]:
@@ -282,7 +283,8 @@ def _forward_implicit(f: Callable[[], Any], ps: Params) -> tuple[Any, Grads]:
 
     with _mode.training():
         y = f()
-    return y, Grads(ps, jax.jacfwd(pure)(values))
+    with _mode.forward():
+        return y, Grads(ps, jax.jacfwd(pure)(values))
 
 
 def pullback(f: Callable[..., Any], *args: Any) -> tuple[Any, Callable[[Any], Any]]:
@@ -342,6 +344,7 @@ def hessian(f: Callable[[Any], Any], x: Any) -> Any:
            [2., 0.]], dtype=float32)
     """
     call = _State().wrap(f)  # the state is restored, not advanced
-    h = jax.jacfwd(jax.grad(lambda v: call(v)[0]))(x)
+    with _mode.forward():
+        h = jax.jacfwd(jax.grad(lambda v: call(v)[0]))(x)
     n = int(np.prod(jnp.shape(x)))
     return h if jnp.ndim(x) == 0 else jnp.reshape(h, (n, n))

@@ -149,7 +149,9 @@ def _numeric_list(s: Any) -> bool:
 def _mismatches(slots: dict[str, Slot], given: dict[str, Any]) -> list[str]:
     """One line per entry where ``given`` (name -> array-like) does not fit the model."""
     out = [
-        f"missing: {k} (shape {_host_shape(s.get())})" for k, s in slots.items() if k not in given
+        f"missing: {k} (shape {_host_shape(s.get())})"
+        for k, s in slots.items()
+        if k not in given and _added_later(s) is None
     ]
     out += [f"unexpected: {k}" for k in given if k not in slots]
     for k, s in slots.items():
@@ -163,6 +165,12 @@ def _mismatches(slots: dict[str, Slot], given: dict[str, Any]) -> list[str]:
         elif _kind_of(old) != np.asarray(new).dtype.kind:
             out.append(f"{k}: dtype {_dtype(old)} in the model vs {np.asarray(new).dtype} given")
     return out
+
+
+def _added_later(s: Slot) -> Any:
+    """The value files written before the slot's attribute existed stand for (a layer lists
+    such attributes in ``_added_attrs``: name -> value), or None."""
+    return getattr(type(s.owner), "_added_attrs", {}).get(s.path[0])
 
 
 def _batched(s: Slot) -> bool:
@@ -193,7 +201,7 @@ def _assign(slots: dict[str, Slot], given: dict[str, Any]) -> None:
     for k, s in slots.items():
         old = s.get()
         if id(old) not in done:
-            new = np.asarray(given[k])
+            new = np.asarray(given[k] if k in given else _added_later(s))
             if _is_key(old):
                 new = jax.random.wrap_key_data(new, impl=jax.random.key_impl(old))
             else:

@@ -9,9 +9,11 @@ Data are channels-last with observations first: 1-D signals ``(n, L, C)``, image
 is written by hand: the input and weight gradients as convolutions in XLA's canonical layout,
 which its CPU backend runs with its fast kernels inside a loop body too (JAX's own rule left
 a small CNN's loop 8x slower than its lone step); with one input channel the forward pass is
-a fused sum of shifted inputs. Forward-mode differentiation (``jax.jvp``, ``jacfwd``,
-``fx.hessian``) does not pass through ``corr``: ``fluxjax.layers.conv.FAST[0] = False``
-makes these layers call ``lax.conv_general_dilated`` and JAX's own rules instead.
+a fused sum of shifted inputs. Forward-mode differentiation cannot pass through a hand-written
+reverse rule, so inside ``fluxjax.mode.forward()`` (which ``fx.hessian`` and
+``fx.gradient(..., mode="forward")`` open; wrap your own ``jax.jvp`` in it) these layers call
+``lax.conv_general_dilated`` with JAX's own rules; ``LOWERING.hand_rule = False`` does so
+everywhere.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import mode
 from ..module import Module, show
 from ._common import call_init, check_size, float_input, ntuple, shape_error
 
@@ -101,7 +104,17 @@ def _numbers(n: int) -> tuple[str, str, str]:
 # input times the kernel's taps: one fused loop, where XLA's CPU convolution is slow for so few
 # channels (Conv 3x3 1 => 16 on 128x28x28: 0.3 ms against 3.9 ms, forward)
 SHIFTS_MAX_CIN = [1]
-FAST = [True]  # False: lax's convolution and JAX's rules (forward mode works)
+
+
+class _Lowering:
+    """How ``Conv``, ``CrossCor`` and ``DepthwiseConv`` lower: ``hand_rule`` through ``corr``
+    (its hand-written reverse rule), else lax's convolution and JAX's rules."""
+
+    def __init__(self) -> None:
+        self.hand_rule = True
+
+
+LOWERING = _Lowering()
 
 
 def _shifted_sum(x: Any, w: Any, stride: tuple, pad: tuple, dilation: tuple) -> Any:
@@ -324,7 +337,8 @@ class Conv(Module):
         if self._flip:
             w = jnp.flip(w, axis=tuple(range(w.ndim - 2)))
         args = (self.stride, self.pad, self.dilation, self.groups)
-        y = corr(x, w, *args) if FAST[0] else conv_nd(x, w, *args, False)
+        hand = LOWERING.hand_rule and not mode.isforward()
+        y = corr(x, w, *args) if hand else conv_nd(x, w, *args, False)
         if self.bias is not None:
             y = y + self.bias
         return self.act(y)

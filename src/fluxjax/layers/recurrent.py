@@ -262,6 +262,8 @@ class _Recur(Module):
     # arrays whose leading batch axis follows the data (fx.load and fx.loadmodel accept a
     # saved state with another batch size, or none, and take it as it is)
     _batch_axis_attrs = ("state",)
+    # files saved before `fresh` existed: their stored state is used as it is
+    _added_attrs = {"fresh": False}
 
     def _wrap(self, cell: _Cell) -> None:
         self.cell = cell
