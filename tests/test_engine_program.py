@@ -241,15 +241,22 @@ def test_forcing_the_form_and_explain(compiles):
         fx.train(lossf, m, loader, state, fuse="yes")
 
 
-def test_a_convolution_on_the_cpu_takes_one_step_per_call():
-    m, lossf, loader = build("cnn")
-    state = fx.setup(fx.Adam(0.01), m)
-    fx.train(lossf, m, loader, state)
-    assert "form 'step'" in fx.explain(lossf, m, state)
-    m, lossf, loader = build("mlp")
-    state = fx.setup(fx.Adam(0.01), m)
-    fx.train(lossf, m, loader, state)
-    assert "form 'loop'" in fx.explain(lossf, m, state)
+def test_the_form_rule_on_the_cpu():
+    """A small CNN and a small MLP loop; an MLP whose products exceed LOOP_FLOPS takes one
+    compiled step per batch."""
+    for name in ("cnn", "mlp"):
+        m, lossf, loader = build(name)
+        state = fx.setup(fx.Adam(0.01), m)
+        fx.train(lossf, m, loader, state)
+        assert "form 'loop'" in fx.explain(lossf, m, state), name
+    fx.seed(0)
+    m = fx.Chain(fx.Dense(784, 1024, fx.relu), fx.Dense(1024, 10))
+    x = np.zeros((128, 784), np.float32)
+    y = np.zeros((128, 10), np.float32)
+    state = fx.setup(fx.Descent(), m)
+    lossf = lambda m, x, y: fx.mse(m(x), y)  # noqa: E731
+    fx.train(lossf, m, [(x, y)], state)
+    assert "form 'step'" in fx.explain(lossf, m, state)  # 0.6 GFLOP a step
 
 
 def test_a_repeated_batch_runs_any_span_in_the_one_program():

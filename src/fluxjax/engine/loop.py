@@ -88,8 +88,8 @@ def train(
       state along their largest divisible axis (FSDP-style). See ``fx.distributed``.
     * ``fuse``: the form of the plan's one compiled program, fixed on its first call:
       ``None`` chooses (a loop whose step count is a run-time argument, or one compiled
-      step per batch where XLA runs the step much slower in a loop: convolutions on the
-      CPU); ``True`` forces the loop, ``False`` the lone step. ``fx.explain`` shows it.
+      step per batch where XLA runs the step slower in a loop: large matrix products on
+      the CPU); ``True`` forces the loop, ``False`` the lone step. ``fx.explain`` shows it.
       The same steps give the same bits however the run is split into calls, spans or a
       save and load; the two forms agree to float rounding.
     * ``precision="bfloat16"``: mixed precision (Keras's ``mixed_bfloat16``): the loss and

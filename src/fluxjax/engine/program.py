@@ -8,8 +8,8 @@ rounding only; a plan never mixes them):
 
 * ``"loop"``: ``n`` steps in a ``while_loop`` whose step count is a run-time argument (a
   count of 1 when a callback needs every step);
-* ``"step"``: one step per call (chosen where XLA compiles the step much slower inside a
-  loop: convolutions on the CPU, see ``policy``).
+* ``"step"``: one step per call (chosen where XLA runs the step slower inside a loop:
+  large matrix products on the CPU, see ``policy``).
 
 The program takes the data in one of three layouts, fixed by the data a run trains on:
 
