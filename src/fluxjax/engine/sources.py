@@ -47,6 +47,9 @@ def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool)
             return One(data[0], n_epochs, seen=True)  # the tutorial's loop: the last batch
         if isinstance(data, DataLoader):
             if _in_memory(data, plan.placement):
+                small = policy.nbytes(data.data) <= GATHER_MAX and plan.placement is None
+                if small and (data.nobs % data.batchsize == 0 or not data.partial):
+                    return Gathered(data, n_epochs)
                 return Loader(data, n_epochs)
         elif isinstance(data, list | tuple) and data and _arrays(data[0]):
             sig = signature(data[0])
@@ -308,3 +311,54 @@ class Loader(Source):
             run.call(static, device, (table, g - first * self.per), n, self)
             k -= n
         return True
+
+
+GATHER_MAX = 1 << 20  # a DataLoader over at most this many bytes has its batches gathered
+GATHER_BLOCK = 8 << 20  # at most this many bytes of batches per call of a gathered loader
+
+
+def _on_host(loader: DataLoader) -> Any:
+    """A DataLoader's arrays in host memory, kept on the loader (see ``_on_device``)."""
+    cached = loader.__dict__.get("_fx_host")
+    if cached is None or cached[0] is not loader.data:
+        cached = (loader.data, jax.tree_util.tree_map(np.asarray, loader.data))
+        loader.__dict__["_fx_host"] = cached
+    return cached[1]
+
+
+class Gathered(Loader):
+    """A small in-memory DataLoader whose batches are all full: each call's batches are
+    gathered in host memory, in each epoch's order (drawn as ``Loader`` draws it), into a
+    block of a fixed shape ``(cap, batchsize, ...)`` that the program reads in the
+    ``"stack"`` layout. A step then costs one slice, where ``Loader``'s device table costs
+    index arithmetic and a gather per array: the seed's ``DataLoader((x, y), batchsize=3,
+    shuffle=True)`` ran at 2.7 µs a step against 0.8 for its batches as a list."""
+
+    layout = "stack"
+
+    def __init__(self, loader: DataLoader, n_epochs: int) -> None:
+        super().__init__(loader, n_epochs)
+        self.host = _on_host(loader)
+        per_step = policy.nbytes(self.host) // max(loader.nobs, 1) * self.bs
+        self.cap = max(1, min(CAP, GATHER_BLOCK // max(per_step, 1)))
+
+    def steps(self, run: Any, k: int) -> bool:
+        while k > 0:
+            g = run.pos + self.skip
+            n = min(k, self.cap)
+            e0, e1 = g // self.per, (g + n - 1) // self.per
+            self._draw(e0, e1)
+            self.rows = {e: r for e, r in self.rows.items() if e >= e0}
+            order = np.concatenate([self.rows[e] for e in range(e0, e1 + 1)])
+            start = (g - e0 * self.per) * self.bs
+            idx = order[start : start + n * self.bs].reshape(n, self.bs)
+            data = jax.tree_util.tree_map(lambda a, i=idx: self._block(a, i), self.host)
+            run.call((), data, 0, n, self)
+            k -= n
+        return True
+
+    def _block(self, a: np.ndarray, idx: np.ndarray) -> Any:
+        """The rows ``idx`` (steps × batch) of ``a``, in a block of ``cap`` steps."""
+        out = np.zeros((self.cap, self.bs, *a.shape[1:]), a.dtype)
+        out[: len(idx)] = a[idx]
+        return jax.device_put(out)
