@@ -12,7 +12,7 @@ structure and the backend, the same in every process.
   ``LOOP_FLOPS``: XLA's CPU backend runs a loop body's large products slower than a lone
   step's (a 784-1024-1024-10 MLP over a DataLoader: 0.86x in a loop, 0.71x with a callback
   after every step). Convolutions no longer count: since ``Conv`` differentiates in XLA's
-  canonical layout (``layers.conv.corr``) a small CNN's loop runs as fast as its lone steps
+  canonical layout (``layers.convops.corr``) a small CNN's loop runs as fast as its lone steps
   or faster (12.7 against 15.4 ms a step; JAX's own rule had made it 8x slower).
 
 ``train(..., fuse=True)`` or ``fuse=False`` forces the form (the two forms may then differ

@@ -204,13 +204,15 @@ def _stack(plan: Any, batches: list[Any]) -> Any:
     return stacked
 
 
-def _on_device(loader: DataLoader) -> Any:
-    """A DataLoader's arrays on the device, kept on the loader: it holds private read-only
-    copies of NumPy data (memory-mapped data is never put there), so they cannot change."""
-    cached = loader.__dict__.get("_fx_device")
+def _kept(loader: DataLoader, where: str, put: Any) -> Any:
+    """A DataLoader's arrays put ``where`` (``"device"``: ``jax.device_put``; ``"host"``:
+    ``np.asarray``), kept on the loader: it holds private read-only copies of NumPy data
+    (memory-mapped data is never put anywhere), so they cannot change."""
+    key = "_fx_" + where
+    cached = loader.__dict__.get(key)
     if cached is None or cached[0] is not loader.data:
-        cached = (loader.data, jax.tree_util.tree_map(jax.device_put, loader.data))
-        loader.__dict__["_fx_device"] = cached
+        cached = (loader.data, jax.tree_util.tree_map(put, loader.data))
+        loader.__dict__[key] = cached
     return cached[1]
 
 
@@ -291,7 +293,7 @@ class Loader(Source):
         return self.table[2], first
 
     def steps(self, run: Any, k: int) -> bool:
-        device = _on_device(self.loader)
+        device = _kept(self.loader, "device", jax.device_put)
         pl = run.plan.placement
         if pl is not None:  # the data on every device
             device = distributed.loader_data(pl, self.loader, device)
@@ -317,15 +319,6 @@ GATHER_MAX = 1 << 20  # a DataLoader over at most this many bytes has its batche
 GATHER_BLOCK = 8 << 20  # at most this many bytes of batches per call of a gathered loader
 
 
-def _on_host(loader: DataLoader) -> Any:
-    """A DataLoader's arrays in host memory, kept on the loader (see ``_on_device``)."""
-    cached = loader.__dict__.get("_fx_host")
-    if cached is None or cached[0] is not loader.data:
-        cached = (loader.data, jax.tree_util.tree_map(np.asarray, loader.data))
-        loader.__dict__["_fx_host"] = cached
-    return cached[1]
-
-
 class Gathered(Loader):
     """A small in-memory DataLoader whose batches are all full: each call's batches are
     gathered in host memory, in each epoch's order (drawn as ``Loader`` draws it), into a
@@ -338,7 +331,7 @@ class Gathered(Loader):
 
     def __init__(self, loader: DataLoader, n_epochs: int) -> None:
         super().__init__(loader, n_epochs)
-        self.host = _on_host(loader)
+        self.host = _kept(loader, "host", np.asarray)
         per_step = policy.nbytes(self.host) // max(loader.nobs, 1) * self.bs
         self.cap = max(1, min(CAP, GATHER_BLOCK // max(per_step, 1)))
 

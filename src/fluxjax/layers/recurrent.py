@@ -48,14 +48,17 @@ class _Cell(Module):
     gates = 1
     hgates = 1  # rows of Wh, in units of out
 
-    def _weights(self, n_in: Any, n_out: Any, init: Any, initb: Any) -> int:
+    def _weights(self, n_in: Any, n_out: Any, init: Any, initb: Any, init_state: Any) -> Any:
+        """Check the sizes, make ``Wi``, ``Wh`` and ``b``; returns ``out`` and a function
+        making one ``(out,)`` array of the initial state (``init_state``, default zeros)."""
+        init, initb, init_state = _inits(init, initb, init_state)
         name = type(self).__name__
         n_in, n_out = check_size(n_in, "in", name), check_size(n_out, "out", name)
         g = self.gates
         self.Wi = jnp.asarray(call_init(init, (g * n_out, n_in), name))
         self.Wh = jnp.asarray(call_init(init, (self.hgates * n_out, n_out), name))
         self.b = jnp.asarray(initb(g * n_out))
-        return n_out
+        return n_out, lambda: jnp.asarray(init_state(n_out))
 
     def project(self, x: Any) -> Any:
         """The input's share of the gates, ``x @ Wi.T + b`` (any leading axes)."""
@@ -126,9 +129,8 @@ class RNNCell(_Cell):
         self, n_in: int, n_out: int, act: Callable[[Any], Any] | None = None, *,
         init: Any = None, initb: Any = None, init_state: Any = None,
     ) -> None:  # fmt: skip
-        init, initb, init_state = _inits(init, initb, init_state)
-        n_out = self._weights(n_in, n_out, init, initb)
-        self.state0 = jnp.asarray(init_state(n_out))
+        n_out, s0 = self._weights(n_in, n_out, init, initb, init_state)
+        self.state0 = s0()
         self.act = _tanh if act is None else act
 
     def finish(self, h: Any, g: Any) -> tuple[Any, Any]:
@@ -158,10 +160,9 @@ class LSTMCell(_Cell):
         self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
         init_state: Any = None,
     ) -> None:  # fmt: skip
-        init, initb, init_state = _inits(init, initb, init_state)
-        n_out = self._weights(n_in, n_out, init, initb)
+        n_out, s0 = self._weights(n_in, n_out, init, initb, init_state)
         self.b = self.b.at[n_out : 2 * n_out].set(1)
-        self.state0 = (jnp.asarray(init_state(n_out)), jnp.asarray(init_state(n_out)))
+        self.state0 = (s0(), s0())
 
     def finish(self, state: Any, g: Any) -> tuple[Any, Any]:
         _, c = state
@@ -187,9 +188,8 @@ class GRUCell(_Cell):
         self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
         init_state: Any = None,
     ) -> None:  # fmt: skip
-        init, initb, init_state = _inits(init, initb, init_state)
-        n_out = self._weights(n_in, n_out, init, initb)
-        self.state0 = jnp.asarray(init_state(n_out))
+        n_out, s0 = self._weights(n_in, n_out, init, initb, init_state)
+        self.state0 = s0()
 
     def step(self, h: Any, gx: Any) -> tuple[Any, Any]:
         gh = h @ self.Wh.T
@@ -240,10 +240,9 @@ class GRUv3Cell(_Cell):
         self, n_in: int, n_out: int, *, init: Any = None, initb: Any = None,
         init_state: Any = None,
     ) -> None:  # fmt: skip
-        init, initb, init_state = _inits(init, initb, init_state)
-        n_out = self._weights(n_in, n_out, init, initb)
-        self.Wh_h = jnp.asarray(init(n_out, n_out))
-        self.state0 = jnp.asarray(init_state(n_out))
+        n_out, s0 = self._weights(n_in, n_out, init, initb, init_state)
+        self.Wh_h = jnp.asarray(_inits(init, initb, init_state)[0](n_out, n_out))
+        self.state0 = s0()
 
     def step(self, h: Any, gx: Any) -> tuple[Any, Any]:
         gh = h @ self.Wh.T

@@ -231,9 +231,7 @@ def _load_implicit(
     _check_names(path, meta["arrays"], recs, problems)
     if problems:
         _fail(path, problems)
-    new = {k: _fill(path, k, r.state, r.t, tensors, problems) for k, r in recs.items()}
-    if problems:
-        _fail(path, problems)
+    new = _states(path, recs, tensors, problems)
 
     def apply() -> None:
         for k, r in recs.items():
@@ -241,6 +239,15 @@ def _load_implicit(
         _restore(opt, meta["rule"], in_place=True)
 
     return apply
+
+
+def _states(path: str, holders: dict[str, Any], tensors: Any, problems: list[str]) -> Any:
+    """The saved ``(state, t)`` of every holder (a ``Record`` or a ``Leaf``, by name),
+    checked against the live one; raises listing every problem found."""
+    new = {k: _fill(path, k, h.state, h.t, tensors, problems) for k, h in holders.items()}
+    if problems:
+        _fail(path, problems)
+    return new
 
 
 def _load_explicit(path: str, meta: Any, tensors: Any, tree: Any) -> Callable[[], None]:
@@ -253,9 +260,7 @@ def _load_explicit(path: str, meta: Any, tensors: Any, tree: Any) -> Callable[[]
         _fail(path, problems)
     for k, lf in leaves.items():
         _same_rule(path, saved[k]["rule"], lf.rule, k, problems)
-    new = {k: _fill(path, k, lf.state, lf.t, tensors, problems) for k, lf in leaves.items()}
-    if problems:
-        _fail(path, problems)
+    new = _states(path, leaves, tensors, problems)
 
     def apply() -> None:
         for k, lf in leaves.items():
