@@ -26,7 +26,14 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from .callbacks import every, stop
 from .counts import is_count
+from .engine.loop import train
+from .module import modules, walk
+from .optimise.composites import OptimiserChain, SkipNonFinite
+from .optimise.interface import adjust, setup
+from .optimise.optax import as_rule
+from .params import Params, group
 
 __all__ = ["lr_find", "LRFind"]
 
@@ -77,13 +84,6 @@ def lr_find(
     ``fx.params(model)`` (implicit); ``rule`` a rule with ``eta`` (or a chain holding one).
     ``data`` (a list, a DataLoader, or a generator, of which the first ``steps`` batches are
     taken) is cycled as needed. Non-finite steps are skipped, not raised."""
-    from . import train
-    from .autodiff import Params
-    from .callbacks import every, stop
-    from .optimise.composites import OptimiserChain, SkipNonFinite
-    from .optimise.interface import adjust, setup
-    from .optimise.optax import as_rule
-
     if not (0 < lo < hi) or not is_count(steps, minimum=2):
         raise ValueError(f"lr_find: need 0 < lo < hi and steps >= 2, got {lo}, {hi}, {steps}.")
     sweep = OptimiserChain(SkipNonFinite(), adjust(as_rule(rule), eta=_Sweep(lo, hi, steps)))
@@ -110,8 +110,6 @@ def lr_find(
 
 def _all_arrays(ps: Any) -> list[Any]:
     """Every array of the modules ``ps`` was built from (statistics and keys included)."""
-    from .module import modules, walk
-    from .params import group
 
     seen: set[int] = set()
     mods = [m for r in ps.roots for m in modules(r, seen)]

@@ -60,18 +60,18 @@ class StepContext:
         history: Any = None,
         plan: Any = None,
     ) -> None:
-        for name, value in (
-            ("epoch", epoch),
-            ("step", step),
-            ("_loss", loss),
-            ("eta", eta),
-            ("batch_index", batch_index),
-            ("metrics", {}),
-            ("history", history),
-            ("_plan", plan),  # the training plan (internal): the optimiser, the arrays
-            ("_aux", None if plan is None else plan.aux),  # the step's device-side aux
-        ):
-            object.__setattr__(self, name, value)
+        # frozen: the fields are set here once (a frozen dataclass refuses assignment)
+        vars(self).update(
+            epoch=epoch,
+            step=step,
+            _loss=loss,
+            eta=eta,
+            batch_index=batch_index,
+            metrics={},
+            history=history,
+            _plan=plan,  # the training plan (internal): the optimiser, the arrays
+            _aux=None if plan is None else plan.aux,  # the step's device-side aux
+        )
 
     @property
     def grad_norm(self) -> float | None:
@@ -79,7 +79,7 @@ class StepContext:
         if self._aux is None:
             return None
         if "_grad_norm" not in self.__dict__:
-            object.__setattr__(self, "_grad_norm", float(self._aux["grad_norm"]))
+            vars(self)["_grad_norm"] = float(self._aux["grad_norm"])  # read once
         return self.__dict__["_grad_norm"]
 
     @property
@@ -105,7 +105,7 @@ class StepContext:
         """This step's loss as a float, converted (one device sync) on first read."""
         if "_loss_value" not in self.__dict__:
             raw = self._loss() if callable(self._loss) else self._loss
-            object.__setattr__(self, "_loss_value", None if raw is None else float(raw))
+            vars(self)["_loss_value"] = None if raw is None else float(raw)  # read once
         return self.__dict__["_loss_value"]
 
     def __repr__(self) -> str:

@@ -106,8 +106,10 @@ def train(
     """
     if unknown:
         raise checks.unknown_keyword("train", unknown, KEYWORDS, ALIASES)
-    opt = as_rule(opt)  # an optax transformation works as a rule (one isinstance for a rule)
     plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
+    if plan is None:  # the API's edge: an optax transformation (or a rule holding one) as rules
+        opt = as_rule(opt)
+        plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
     if plan is None:  # a new call: check its arguments
         checks.check_opt(opt)
         if isinstance(target, tuple) and not target:

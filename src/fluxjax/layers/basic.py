@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..counts import is_count, is_int
+from ..init import glorot_uniform
 from ..module import Module, show
 from ._common import call_init
 
@@ -58,7 +59,7 @@ class Dense(Module):
             if not (is_count(n_in) and is_count(n_out)):
                 raise ValueError(f"Dense({n_in}, {n_out}): sizes must be positive integers.")
             if init is None:
-                from ..init import glorot_uniform as init
+                init = glorot_uniform
             weight = call_init(init, (n_out, n_in), f"Dense({n_in}, {n_out})")
             if tuple(np.shape(weight)) != (n_out, n_in):
                 raise ValueError(

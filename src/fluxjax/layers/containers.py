@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..init import glorot_uniform, ones32, randn32
 from ..module import Module, show
 from ._common import check_size, float_input, shape_error
 
@@ -176,7 +177,7 @@ class Bilinear(Module):
                 check_size(v, w, "Bilinear") for v, w in ((in1, "in1"), (in2, "in2"), (out, "out"))
             ]
             if init is None:
-                from ..init import glorot_uniform as init
+                init = glorot_uniform
             self.weight = jnp.asarray(init(sizes[2], sizes[0], sizes[1]))
         n_out = self.weight.shape[0]
         if bias is True:
@@ -260,7 +261,7 @@ def _table(n_in: Any, out: Any, init: Any, name: str) -> Any:
         return w
     n_in, out = check_size(n_in, "in", name), check_size(out, "out", name)
     if init is None:
-        from ..init import randn32 as init
+        init = randn32
     return jnp.asarray(init(out, n_in))
 
 
@@ -360,7 +361,7 @@ class Scale(Module):
             raise TypeError("Scale(sz...): give the size, e.g. Scale(4).")
         sz = tuple(check_size(s, "each size", "Scale") for s in sz)
         if init is None:
-            from ..init import ones32 as init
+            init = ones32
         self.scale = jnp.asarray(init(*sz))
         self.bias = jnp.zeros(sz, self.scale.dtype) if bias else None
         self.act = _identity if act is None else act

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import mode
+from ..init import glorot_uniform
 from ..module import Module, show
 from ._common import call_init, check_size, float_input, ntuple, shape_error
 from .convops import LOWERING, SHIFTS_MAX_CIN, SPATIAL, conv_nd, corr  # noqa: F401  (switches)
@@ -90,7 +91,7 @@ def padding(pad: Any, k: tuple[int, ...], dilation: tuple[int, ...], layer: str)
 
 def _make_weight(init, k, cin, cout, groups, layer):  # type: ignore[no-untyped-def]
     if init is None:
-        from ..init import glorot_uniform as init
+        init = glorot_uniform
     return jnp.asarray(call_init(init, (*k, cin // groups, cout), layer))
 
 

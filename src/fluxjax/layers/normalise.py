@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..init import ones32, zeros32
 from ..module import Module, show
 from ._common import assign_state, check_size, float_input, is_active, shape_error
 
@@ -46,8 +47,6 @@ class _Norm(Module):
     def _setup(self, chs: Any, act: Any, affine: bool, eps: float, init_beta, init_gamma):  # type: ignore[no-untyped-def]
         chs = check_size(chs, "the channel count", type(self).__name__)
         if affine:
-            from ..init import ones32, zeros32
-
             self.beta = jnp.asarray((init_beta or zeros32)(chs))
             self.gamma = jnp.asarray((init_gamma or ones32)(chs))
         self.act = _identity if act is None else act

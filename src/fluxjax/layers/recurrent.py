@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from ..activations import sigmoid
+from ..init import glorot_uniform, zeros32
 from ..module import Module, show
 from ._common import assign_state, call_init, check_size, float_input, shape_error
 
@@ -37,8 +38,6 @@ _tanh.__name__ = "tanh"
 
 
 def _inits(init: Any, initb: Any, init_state: Any) -> tuple[Any, Any, Any]:
-    from ..init import glorot_uniform, zeros32
-
     return init or glorot_uniform, initb or zeros32, init_state or zeros32
 
 

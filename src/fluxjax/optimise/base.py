@@ -32,13 +32,14 @@ own implicit-mode state), and need not call ``super().__init__``.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
 
 from .to_optax import to_optax
 
-__all__ = ["Rule", "check", "is_schedule", "rule_version"]
+__all__ = ["Rule", "check", "is_schedule", "is_transformation", "rule_version"]
 
 _VERSION = [0]
 
@@ -72,6 +73,17 @@ def map_rules(value: Any, f: Callable[[Rule], Any]) -> Any:
     if isinstance(value, Rule):
         return f(value)
     return type(value)(f(r) if isinstance(r, Rule) else r for r in value)
+
+
+def is_transformation(value: Any) -> bool:
+    """True for an ``optax.GradientTransformation`` (a tuple with callable ``init`` and
+    ``update``; duck-typed, so optax is not imported): a value that ``train``, ``setup`` and
+    ``update`` accept wherever a rule goes, wrapping it with ``optax.as_rule``."""
+    return (
+        isinstance(value, tuple)
+        and callable(getattr(value, "init", None))
+        and callable(getattr(value, "update", None))
+    )
 
 
 def is_schedule(value: Any) -> bool:
@@ -153,19 +165,9 @@ class Rule:
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Rule:
-        for alias in ("lr", "learning_rate"):
-            if alias in kwargs:
-                raise TypeError(
-                    f"{cls.__name__}: the learning rate is called eta (Flux's name), not "
-                    f"{alias}: {cls.__name__}(eta={kwargs[alias]!r})."
-                )
-        for alias in ("weight_decay", "decay"):
-            if alias in kwargs and alias not in _fields(cls):
-                raise TypeError(
-                    f"{cls.__name__} has no {alias}= (PyTorch's and Keras's keyword): weight "
-                    f"decay is a rule of its own, chained before it: fx.OptimiserChain("
-                    f"fx.WeightDecay({kwargs[alias]!r}), fx.{cls.__name__}()); or fx.AdamW."
-                )
+        # runs before every rule's own __init__, so each rule refuses PyTorch's and Keras's
+        # keyword names with Flux's, not with Python's bare "unexpected keyword argument"
+        refuse_foreign_keywords(cls, kwargs)
         return super().__new__(cls)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -213,6 +215,13 @@ class Rule:
         >>> optax.apply_updates(params, updates)  # Adam's first step is eta * sign(g)
         [Array([0.9], dtype=float32)]
         """
+        held = [m for m in _members(self) if is_transformation(m)]
+        if held:  # fx.train/setup/update wrap such a member; Optax can hold it itself
+            raise TypeError(
+                f"{type(self).__name__}.as_optax(): this rule holds an Optax transformation "
+                f"({held[0]!r}); chain it on Optax's side instead: "
+                "optax.chain(fluxjax_rule.as_optax(), optax_transformation)."
+            )
         return to_optax(self)
 
     # -- hyperparameters ---------------------------------------------------------------
@@ -326,11 +335,39 @@ class ImplicitStore:
         self.owner: Any = None
 
 
+def refuse_foreign_keywords(cls: type, kwargs: dict[str, Any]) -> None:
+    """Raise a ``TypeError`` naming Flux's way when a rule is built with another library's
+    keyword: ``lr=``/``learning_rate=`` (Flux's ``eta``), ``weight_decay=``/``decay=``
+    (a rule of its own, chained before; ``AdamW``), unless the rule has such a field."""
+    name = cls.__name__
+    for alias in ("lr", "learning_rate"):
+        if alias in kwargs:
+            raise TypeError(
+                f"{name}: the learning rate is called eta (Flux's name), not {alias}: "
+                f"{name}(eta={kwargs[alias]!r})."
+            )
+    for alias in ("weight_decay", "decay"):
+        if alias in kwargs and alias not in _fields(cls):
+            raise TypeError(
+                f"{name} has no {alias}= (PyTorch's and Keras's keyword): weight decay is a "
+                f"rule of its own, chained before it: fx.OptimiserChain(fx.WeightDecay("
+                f"{kwargs[alias]!r}), fx.{name}()); or fx.AdamW."
+            )
+
+
+def _members(rule: Rule) -> list[Any]:
+    """Every member of ``rule``'s list or tuple hyperparameters, rules or not, and their
+    members in turn (an ``OptimiserChain``'s rules, a nested chain's)."""
+    out = []
+    for v in rule.hyperparameters().values():
+        if isinstance(v, list | tuple) and not is_transformation(v):
+            out += [m for m in v if isinstance(m, Rule) or is_transformation(m)]
+    return out + [m for r in rule.children() for m in _members(r)]
+
+
 def _revalidate(rule: Rule, name: str, value: Any) -> None:
     """Check a changed hyperparameter as the constructor would: build a throw-away rule with
     the new value (when the constructor takes the fields by name) and report its error."""
-    import inspect
-
     if hasattr(value, "shape") or is_schedule(value):
         return  # an array (a schedule's value inside a compiled step) or a schedule
     fields = {**rule.hyperparameters(), name: value}

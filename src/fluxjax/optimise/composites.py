@@ -13,9 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from ._hyper import Hyper, at_start, cast, check_flag, check_static, counter, host_zeros
-from .base import Rule, check
+from .base import Rule, check, is_transformation
 from .globalnorm import global_pnorm
-from .optax import as_rule
 
 # -- decay, clipping, skipping and accumulation: rules meant for an OptimiserChain -----
 
@@ -297,7 +296,9 @@ class OptimiserChain(Rule):
     still gathering, ``SkipNonFinite`` on a bad gradient) the members after it keep their
     old state, the chain's step is 0 and its gate is closed. The chain's error is the OR of
     its members'. An empty chain passes the gradient through (``d = g``). Flux v0.12's
-    ``Optimiser`` (an alias); ``chain[i]`` and iteration work as there.
+    ``Optimiser`` (an alias); ``chain[i]`` and iteration work as there. A member may be an
+    Optax transformation: ``train``, ``setup`` and ``update`` put it in the chain as an
+    ``OptaxRule`` when they are given the chain (``fluxjax.optimise.optax.as_rule``).
 
     >>> from fluxjax.optimise.rules import Descent
     >>> rule = OptimiserChain(ClipGrad(0.7), Descent(0.1))
@@ -313,8 +314,9 @@ class OptimiserChain(Rule):
     elementwise = True
 
     def __init__(self, *rules: Rule):
-        rules = tuple(as_rule(r) for r in rules)  # an optax transformation is a member too
-        bad = [r for r in rules if not isinstance(r, Rule)]
+        # an optax transformation is a member too: train, setup and update wrap it
+        # (fluxjax.optimise.optax.as_rule) before the chain is used
+        bad = [r for r in rules if not isinstance(r, Rule) and not is_transformation(r)]
         if bad:
             raise TypeError(f"OptimiserChain: rules must be optimiser rules, got {bad[0]!r}.")
         self.rules = tuple(rules)

@@ -42,21 +42,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
-from .base import Rule
+from .base import Rule, is_transformation, rules_in
+from .composites import OptimiserChain
+from .globalnorm import ClipGlobalNorm
 from .to_optax import FluxOptaxState, to_optax  # noqa: F401  (fluxjax.optimise.optax.to_optax)
 
 __all__ = ["OptaxRule", "as_rule", "to_optax", "FluxOptaxState"]
 
 NEEDS_OPTAX = "this needs optax: pip install optax (or pip install 'fluxjax[optax]')"
-
-
-def _is_transformation(opt: Any) -> bool:
-    """Duck-typed test for an ``optax.GradientTransformation`` (no optax import needed)."""
-    return (
-        isinstance(opt, tuple)
-        and callable(getattr(opt, "init", None))
-        and callable(getattr(opt, "update", None))
-    )
 
 
 class OptaxRule(Rule):
@@ -76,7 +69,7 @@ class OptaxRule(Rule):
     """
 
     def __init__(self, transformation: Any) -> None:
-        if not _is_transformation(transformation):
+        if not is_transformation(transformation):
             raise TypeError(
                 "OptaxRule needs an optax.GradientTransformation (e.g. optax.adam(1e-3)), "
                 f"got {transformation!r}."
@@ -106,7 +99,9 @@ def as_rule(opt: Any) -> Any:
     wrapper object each time for the same transformation, so implicit-mode state persists
     across calls; the 256 most recently used are kept); anything else (a rule, a state
     tree from ``fx.setup``) is returned unchanged. ``train``, ``setup``, ``update`` and
-    ``OptimiserChain`` call it on what they are given.
+    ``lr_find`` call it on what they are given (the API's edge): in a rule, every member
+    that is a transformation (``OptimiserChain(fx.ClipGrad(0.1), optax.adam(1e-3))``) is
+    replaced by its wrapper, in place, so the rule holds rules only from then on.
 
     >>> import optax, fluxjax as fx
     >>> from fluxjax.optimise.optax import as_rule
@@ -116,7 +111,10 @@ def as_rule(opt: Any) -> Any:
     >>> rule = fx.Adam(); as_rule(rule) is rule
     True
     """
-    if isinstance(opt, Rule) or not _is_transformation(opt):
+    if isinstance(opt, Rule):
+        _wrap_members(opt)
+        return opt
+    if not is_transformation(opt):
         return opt
     hit = _WRAPPED.get(id(opt))
     if hit is not None and hit[0] is opt:
@@ -127,6 +125,21 @@ def as_rule(opt: Any) -> Any:
     while len(_WRAPPED) > _MAX_WRAPPED:
         _WRAPPED.popitem(last=False)
     return rule
+
+
+def _wrap_members(rule: Rule) -> None:
+    """Replace the transformations among ``rule``'s members (and its members' members) by
+    their wrappers; a rule with none is left untouched (no attribute is assigned). An
+    ``OptaxRule`` is the one rule that holds a transformation as such."""
+    if isinstance(rule, OptaxRule):
+        return
+    for name, value in rule.hyperparameters().items():
+        if is_transformation(value):
+            setattr(rule, name, as_rule(value))
+        elif isinstance(value, list | tuple) and any(map(is_transformation, value)):
+            setattr(rule, name, type(value)(map(as_rule, value)))
+        for member in rules_in(getattr(rule, name)):
+            _wrap_members(member)
 
 
 def _cell(fn: Any, name: str) -> Any:
@@ -143,8 +156,6 @@ def _coupled(opt: Any) -> Rule | None:
     if name.startswith("with_extra_args_support.") and _cell(opt.update, "tx") is not None:
         return _coupled(_cell(opt.update, "tx"))  # how optax.chain holds its members
     if name.startswith("clip_by_global_norm."):
-        from .globalnorm import ClipGlobalNorm
-
         return ClipGlobalNorm(float(_cell(opt.update, "max_norm")))
     if name.startswith("chain.") and _cell(opt.init, "init_fns") is not None:
         members = [
@@ -152,8 +163,6 @@ def _coupled(opt: Any) -> Rule | None:
             for i, u in zip(_cell(opt.init, "init_fns"), _cell(opt.update, "update_fns"))
         ]
         if any(m.couples() for m in members):
-            from .composites import OptimiserChain
-
             return OptimiserChain(*members)
     return None
 

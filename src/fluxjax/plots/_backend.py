@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..progress import in_notebook
+
 _NEEDS = "fx.plots needs matplotlib: pip install 'fluxjax[plots]'"
 _BATCH_BACKENDS = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
@@ -61,8 +63,6 @@ def _png_formatter() -> None:
     """In a Jupyter kernel where nothing taught IPython to draw a matplotlib Figure (a fresh
     kernel, before any ``%matplotlib``), register PNG output for it; otherwise leave the
     user's choice alone. Outside a kernel: nothing (IPython is not imported)."""
-    from ..progress import in_notebook
-
     if not in_notebook():
         return
     from matplotlib.figure import Figure

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..params import params
 from ._backend import new_figure
 from .fits import plot_limits, predict_grid
 
@@ -17,8 +18,6 @@ from .fits import plot_limits, predict_grid
 
 def _load(model: Any, snapshot: Any) -> Any:
     """The model to draw for one snapshot: a model as is, or ``model`` with these arrays."""
-    from ..autodiff import params
-
     if callable(snapshot):
         return snapshot
     entries = params(model).entries

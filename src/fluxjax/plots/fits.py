@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from ._backend import add_legend, line_colors, new_figure, save_figure, wide_figsize
@@ -32,8 +33,6 @@ def input_size(model: Any, data: Any) -> int:
 
 
 def predict_grid(model: Any, x: np.ndarray) -> np.ndarray:
-    import jax.numpy as jnp
-
     y = np.asarray(model(jnp.asarray(x, dtype=jnp.float32)), dtype=float)
     return y.reshape(len(x), -1)
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..module import Module, show
 from ._backend import new_figure, save_figure
 from .fits import chain_layers, input_size
 
@@ -14,8 +17,6 @@ from .fits import chain_layers, input_size
 
 
 def _name(f: Any) -> str:
-    from ..module import Module, show
-
     if isinstance(f, Module):
         return show(f)
     name = getattr(f, "__name__", None) or type(f).__name__
@@ -24,9 +25,6 @@ def _name(f: Any) -> str:
 
 def _stages(model: Any) -> list[dict[str, Any]]:
     """The columns of the drawing: the input, then one per layer (size from eval_shape)."""
-    import jax
-    import jax.numpy as jnp
-
     layers = chain_layers(model)
     n_in = input_size(model, None)
     stages = [{"kind": "input", "size": n_in, "label": f"input ({n_in})"}]
