@@ -16,6 +16,11 @@ X, Y = seed_data()
 
 def manual_adam(m, x, y, steps):
     """An independent reference: jax.grad on a plain pytree and Adam written out in NumPy."""
+    return manual_adam_over(m, [(x, y)] * steps)
+
+
+def manual_adam_over(m, batches):
+    """``manual_adam`` with one step per batch of ``batches``, in their order."""
     params = [
         np.asarray(m[0].weight, np.float64),
         np.asarray(m[0].bias, np.float64),
@@ -23,15 +28,15 @@ def manual_adam(m, x, y, steps):
         np.asarray(m[1].bias, np.float64),
     ]
 
-    def loss(p):
+    def loss(p, x, y):
         h = jax.nn.sigmoid(x @ p[0].T + p[1])
         return jnp.mean((h @ p[2].T + p[3] - y) ** 2)
 
     mom = [np.zeros_like(p) for p in params]
     vel = [np.zeros_like(p) for p in params]
     b1, b2, eta, eps = 0.9, 0.999, 0.001, 1e-8
-    for t in range(1, steps + 1):
-        gs = jax.grad(loss)([jnp.asarray(p, jnp.float32) for p in params])
+    for t, (x, y) in enumerate(batches, start=1):
+        gs = jax.grad(loss)([jnp.asarray(p, jnp.float32) for p in params], x, y)
         for i, g in enumerate(gs):
             g = np.asarray(g, np.float64)
             mom[i] = b1 * mom[i] + (1 - b1) * g
@@ -137,6 +142,38 @@ def test_dataloader_fused_matches_iterating_it():
     np.testing.assert_allclose(l1, l2, rtol=1e-5)
     for a, b in zip(p1, p2):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def manual_descent_over(m, batches, eta):
+    """Gradient descent with jax.grad on a plain list of the seed model's arrays."""
+    p = [jnp.asarray(a) for a in (m[0].weight, m[0].bias, m[1].weight, m[1].bias)]
+
+    def loss(p, x, y):
+        return jnp.mean((jax.nn.sigmoid(x @ p[0].T + p[1]) @ p[2].T + p[3] - y) ** 2)
+
+    for x, y in batches:
+        p = [a - eta * g for a, g in zip(p, jax.grad(loss)(p, x, y))]
+    return p
+
+
+def test_batches_are_taken_in_order_across_calls_and_blocks():
+    # the loop gathers small batches 32 steps at a time; calls of 5 steps start anywhere in
+    # the list and the 77 steps cross those blocks: every step must still take its own batch
+    sevens = [(X[3 * k : 3 * k + 3], Y[3 * k : 3 * k + 3] * (-1) ** k) for k in range(7)]
+    probe = fx.DataLoader((X, Y), batchsize=3, shuffle=True, rng=5)
+    shuffled = [b for _ in range(11) for b in probe]  # what iterating the loader gives
+    cases = (
+        (lambda: sevens, sevens * 11),
+        (lambda: fx.DataLoader((X, Y), batchsize=3, shuffle=True, rng=5), shuffled),
+    )
+    for make, batches in cases:
+        ref = manual_descent_over(seed_model(), batches, 0.5)
+        for cb in (None, fx.every(5, lambda: None)):  # one call of 77 steps, or calls of 5
+            m = seed_model()
+            loss = lambda x, y, m=m: fx.mse(m(x), y)  # noqa: E731
+            fx.train(loss, fx.params(m), make(), fx.Descent(0.5), epochs=11, cb=cb)
+            for p, r in zip(fx.params(m), ref):
+                np.testing.assert_allclose(p, r, rtol=1e-4, atol=1e-5)
 
 
 def test_partial_batches_do_not_recompile_each_epoch(compiles):

@@ -39,14 +39,23 @@ from .step import core
 
 CAP = 1024  # most steps one call of the loop runs
 BLOCK = 32  # the loop records losses in blocks of this many steps
+# XLA's CPU runtime runs a program (a loop body too) step by step on the calling thread only
+# when every buffer it touches is at most this many bytes (ThunkExecutor's
+# execute_sequential_buffer_threshold); otherwise through its thread pool, which costs about
+# half a microsecond a step: the whole cost of a tiny model's step
+SMALL_BUFFER = 512
 
 
-def _blocked(n: Any, unit: Callable[[Any, Any], Any], carry: Any) -> tuple[Any, Any]:
-    """Run ``carry, loss = unit(i, carry)`` for ``i < n`` (stopping early once a step has
-    failed) and gather the losses into a ``(CAP,)`` buffer (NaN past ``n``).
+def _blocked(
+    n: Any, unit: Callable[..., Any], carry: Any, fetch: Callable[[Any], Any] | None = None
+) -> tuple[Any, Any]:
+    """Run ``carry, loss = unit(i, j, got, carry)`` for ``i < n`` (stopping early once a
+    step has failed) and gather the losses into a ``(CAP,)`` buffer (NaN past ``n``).
 
     Losses go into a block of ``BLOCK`` steps, and each block into the buffer: writing
-    every step straight into a large loop-carried buffer would copy it each step."""
+    every step straight into a large loop-carried buffer would copy it each step. Step ``i``
+    is step ``j`` of its block, and ``got = fetch(b)`` is what block ``b`` fetched for its
+    steps before they run (None without ``fetch``)."""
     blocks = jnp.full((CAP // BLOCK, BLOCK), jnp.nan, jnp.float32)
 
     def outer_cond(c: Any) -> Any:
@@ -56,9 +65,11 @@ def _blocked(n: Any, unit: Callable[[Any, Any], Any], carry: Any) -> tuple[Any, 
     def outer(c: Any) -> Any:
         b, (state, blocks) = c
 
+        got = None if fetch is None else fetch(b)
+
         def inner(j: Any, c2: Any) -> Any:
             state, blk = c2
-            state, out = unit(b * BLOCK + j, state)
+            state, out = unit(b * BLOCK + j, j, got, state)
             return state, blk.at[j].set(out)
 
         blk = jnp.full((BLOCK,), jnp.nan, jnp.float32)
@@ -110,12 +121,11 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
     def program(tv: Any, ov: Any, bufs: Any, halt: Any, data: Any, sel: Any, n: Any) -> Any:
         ov = list(ov)
 
-        def step(tv: Any, ch: Any, bufs: Any, halt: Any, i: Any) -> tuple[Any, ...]:
+        def step(tv: Any, ch: Any, bufs: Any, halt: Any, batch: Any) -> tuple[Any, ...]:
             full = list(ov)
             for k, v in zip(plan.changed, ch):
                 full[k] = v
             trees = plan.packer.unpack(bufs)
-            batch = pick(data, sel, i)
             out = core(plan, tv, full, trees, halt, batch, form == "loop")
             tv, full, trees, halt, l, aux = out
             ch = [full[k] for k in plan.changed]
@@ -123,7 +133,7 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
 
         after = _after_shapes(plan, batch_spec(layout, static, data))
         if after is None:  # trace one step first: it finds which layer state the loss replaces
-            after = jax.eval_shape(lambda: step(tv, [], bufs, halt, jnp.int32(0)))[1]
+            after = jax.eval_shape(lambda: step(tv, [], bufs, halt, pick(data, sel, 0)))[1]
         else:  # as the form rule's trace found them, for a batch of this shape
             after = [after[k] for k in plan.changed]
         ch0 = [ov[k] for k in plan.changed]
@@ -132,21 +142,45 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
         )
         if form != "loop" or not holds:  # a lone step; also one that reshapes carried
             # layer state (a recurrent layer's, unbatched after fx.reset): the next loop
-            return step(tv, ch0, bufs, halt, jnp.int32(0))
+            return step(tv, ch0, bufs, halt, pick(data, sel, 0))
         packer = Packer([tv, ch0])
+        fetch = _fetcher(data, sel) if layout == "stack" else None
 
-        def unit(i: Any, c: Any) -> tuple[Any, Any]:
+        def unit(i: Any, j: Any, got: Any, c: Any) -> tuple[Any, Any]:
             packed, aux, bufs, halt = c
             tv, ch = packer.unpack(packed)
-            tv, ch, bufs, halt, l, aux = step(tv, ch, bufs, halt, i)
+            batch = (
+                pick(data, sel, i) if got is None else jax.tree_util.tree_map(lambda a: a[j], got)
+            )
+            tv, ch, bufs, halt, l, aux = step(tv, ch, bufs, halt, batch)
             return (packer.pack([tv, ch]), aux, bufs, halt), l
 
         start = (packer.pack([tv, ch0]), _aux_start(plan, tv), bufs, halt)
-        (packed, aux, bufs, halt), losses = _blocked(n, unit, start)
+        (packed, aux, bufs, halt), losses = _blocked(n, unit, start, fetch)
         tv, ch = packer.unpack(packed)
         return tv, ch, bufs, halt, losses, aux
 
     return program
+
+
+def _fetcher(data: Any, sel: Any) -> Callable[[Any], Any] | None:
+    """For stacked batches so small that ``BLOCK`` of them fit in ``SMALL_BUFFER`` bytes an
+    array: ``fetch(b)``, the batches of the loop's block ``b`` gathered before its steps, so
+    that the steps touch only small buffers and XLA runs them on the calling thread (the
+    seed's DataLoader: 1.4 µs a step reading each batch from the call's whole block, 0.5
+    reading it from the gathered ``BLOCK``). None for larger batches: each step reads its
+    own from the stack."""
+    leaves = jax.tree_util.tree_leaves(data)
+    per_batch = max(a.size // a.shape[0] * a.dtype.itemsize for a in leaves)
+    if per_batch * BLOCK > SMALL_BUFFER:
+        return None
+    nb = leaves[0].shape[0]
+
+    def fetch(b: Any) -> Any:
+        rows = (sel + b * BLOCK + jnp.arange(BLOCK, dtype=jnp.int32)) % nb
+        return jax.tree_util.tree_map(lambda a: jnp.take(a, rows, axis=0), data)
+
+    return fetch
 
 
 def _after_shapes(plan: Any, batch: Any) -> list[Any] | None:

@@ -334,24 +334,34 @@ class Gathered(Loader):
         self.host = _kept(loader, "host", np.asarray)
         per_step = policy.nbytes(self.host) // max(loader.nobs, 1) * self.bs
         self.cap = max(1, min(CAP, GATHER_BLOCK // max(per_step, 1)))
+        self.span = self.cap * max(1, GATHER_BLOCK // max(per_step * self.cap, 1))
 
     def steps(self, run: Any, k: int) -> bool:
-        while k > 0:
-            g = run.pos + self.skip
-            n = min(k, self.cap)
-            e0, e1 = g // self.per, (g + n - 1) // self.per
-            self._draw(e0, e1)
-            self.rows = {e: r for e, r in self.rows.items() if e >= e0}
-            order = np.concatenate([self.rows[e] for e in range(e0, e1 + 1)])
-            start = (g - e0 * self.per) * self.bs
-            idx = order[start : start + n * self.bs].reshape(n, self.bs)
-            data = jax.tree_util.tree_map(lambda a, i=idx: self._block(a, i), self.host)
-            run.call((), data, 0, n, self)
+        while k > 0:  # spans of at most GATHER_BLOCK bytes of batches
+            n = min(k, self.span)
+            self._span(run, n)
             k -= n
         return True
 
-    def _block(self, a: np.ndarray, idx: np.ndarray) -> Any:
-        """The rows ``idx`` (steps × batch) of ``a``, in a block of ``cap`` steps."""
-        out = np.zeros((self.cap, self.bs, *a.shape[1:]), a.dtype)
-        out[: len(idx)] = a[idx]
-        return jax.device_put(out)
+    def _span(self, run: Any, k: int) -> None:
+        g = run.pos + self.skip  # the k steps' epochs drawn, and their batches gathered, at once
+        e0, e1 = g // self.per, (g + k - 1) // self.per
+        self._draw(e0, e1)
+        self.rows = {e: r for e, r in self.rows.items() if e >= e0}
+        order = np.concatenate([self.rows[e] for e in range(e0, e1 + 1)])
+        start = (g - e0 * self.per) * self.bs
+        idx = order[start : start + k * self.bs].reshape(k, self.bs)
+        batches = jax.tree_util.tree_map(lambda a: a[idx], self.host)
+        for c in range(0, k, self.cap):  # blocks of cap steps, the last one padded
+            n = min(k - c, self.cap)
+            data = jax.tree_util.tree_map(lambda b, c=c, n=n: self._block(b[c : c + n]), batches)
+            run.call((), data, 0, n, self)
+
+    def _block(self, steps: np.ndarray) -> np.ndarray:
+        """The batches of some steps (steps × batch × ...) in a block of ``cap`` steps, in
+        host memory: the compiled call copies it in with its other arguments (quicker than
+        a ``jax.device_put`` of its own)."""
+        if len(steps) < self.cap:
+            pad = np.zeros((self.cap - len(steps), *steps.shape[1:]), steps.dtype)
+            steps = np.concatenate([steps, pad])
+        return steps
