@@ -46,7 +46,7 @@ EXPECT = {
     "05_initialisers": (["kaiming_normal", "fx.f64(model): dtypes ['float64']"], []),
     "06_losses": (["fx.tversky_loss", "fx.logitcrossentropy", "mean |ŷ − y|^1.5"], []),
     "07_digits": (
-        ["softmax + crossentropy", "logitcrossentropy", "test accuracy"],
+        ["softmax + crossentropy", "logitcrossentropy", "test accuracy", "averaged weights"],
         ["chain.png", "loss.png"],
     ),  # fmt: skip
     "08_compare_optimisers": (
