@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
@@ -271,3 +273,63 @@ def test_a_repeated_batch_runs_any_span_in_the_one_program():
         fx.train(lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.1), **kw)
         out.append([np.asarray(a).tobytes() for a in fx.params(m)])
     assert out[0] == out[1]
+
+
+def test_a_new_learning_rate_compiles_nothing_and_takes_effect(compiles):
+    # the learning rate is a run-time input of the program: opt.eta = ... between calls,
+    # fx.adjust on an explicit state, and a callback's ctx.adjust change a number, not the
+    # program; each step uses the η set before it (plain gradient descent as the reference)
+    x = np.linspace(-1, 1, 12, dtype=np.float32)[:, None]
+    y = np.sin(3 * x)
+    W1 = jnp.linspace(-1.0, 1.0, 4)[:, None]
+    W2 = jnp.linspace(0.5, -0.5, 4)[None, :]
+
+    def reference(etas):
+        p = [W1, jnp.zeros(4), W2, jnp.zeros(1)]
+
+        def f(p):
+            return jnp.mean((jnp.tanh(x @ p[0].T + p[1]) @ p[2].T + p[3] - y) ** 2)
+
+        for eta in etas:
+            p = [a - eta * g for a, g in zip(p, jax.grad(f)(p))]
+        return p
+
+    def model():
+        return fx.Chain(fx.Dense(W1, jnp.zeros(4), jnp.tanh), fx.Dense(W2, jnp.zeros(1)))
+
+    etas = [0.1 / (1 + k) for k in range(8)]
+    m, opt = model(), fx.Descent(etas[0])  # implicit mode, η changed between calls
+    ps, loss = fx.params(m), lambda a, b: fx.mse(m(a), b)
+    fx.train(loss, ps, [(x, y)], opt)
+    first = compiles.count
+    for eta in etas[1:]:
+        opt.eta = eta
+        fx.train(loss, ps, [(x, y)], opt)
+    assert compiles.count == first, compiles.names[first:]
+    for a, b in zip(fx.params(m), reference(etas)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    m2 = model()  # explicit mode: fx.adjust replaces the state's rule objects
+    state = fx.setup(fx.Descent(etas[0]), m2)
+    loss2 = lambda mm, a, b: fx.mse(mm(a), b)  # noqa: E731
+    fx.train(loss2, m2, [(x, y)], state)
+    first = compiles.count
+    for eta in etas[1:]:
+        fx.adjust(state, eta)
+        fx.train(loss2, m2, [(x, y)], state)
+    assert compiles.count == first, compiles.names[first:]
+    for a, b in zip(fx.params(m2), reference(etas)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    m3, opt3 = model(), fx.Descent(etas[0])  # a callback halving η every 2 steps, in one call
+    loss3 = lambda a, b: fx.mse(m3(a), b)  # noqa: E731
+    fx.train(loss3, fx.params(m3), [(x, y)], opt3)
+    first = compiles.count
+    halve = fx.every(2, lambda ctx: ctx.adjust(ctx.eta / 2))
+    fx.train(loss3, fx.params(m3), [(x, y)], opt3, epochs=7, cb=halve)
+    assert compiles.count == first, compiles.names[first:]
+    assert opt3.eta == etas[0] / 8
+    # step 1 (first call) at η0; steps 2-3 at η0, 4-5 at η0/2, 6-7 at η0/4, 8 at η0/8
+    steps = [etas[0]] * 3 + [etas[0] / 2] * 2 + [etas[0] / 4] * 2 + [etas[0] / 8]
+    for a, b in zip(fx.params(m3), reference(steps)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -350,6 +350,7 @@ def use(plan: Any, placement: Placement | None) -> None:
         return
     plan.bufs = [placement.put(b, placement.sharding(b.shape)) for b in plan.bufs]
     plan.halt = placement.put(plan.halt, placement.replicated)
+    plan.etas = placement.put(plan.etas, placement.replicated)
     for p in (*plan.entries, *plan.others):
         a = p.get()
         if isinstance(a, jax.Array | np.ndarray):
@@ -366,6 +367,7 @@ def _gather(plan: Any, device: Any) -> None:
 
     plan.bufs = [home(b) for b in plan.bufs]
     plan.halt = home(plan.halt)
+    plan.etas = home(plan.etas)
     for p in (*plan.entries, *plan.others):
         a = p.get()
         if home(a) is not a:

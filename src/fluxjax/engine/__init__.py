@@ -8,6 +8,7 @@
 * ``plan``: a plan: the arrays it binds, the rules, the packed optimiser state and its
   ownership, writing results back, reporting failures.
 * ``packing``: the optimiser state packed into few buffers.
+* ``hyper``: the learning rates the program reads at run time (a new η compiles nothing).
 * ``step``: the traced step: bind, loss, gradients, rules, failure flag.
 * ``program``: the one compiled program a plan runs every step through.
 * ``sources``: where batches come from (a stream, a list, a DataLoader) and how they reach

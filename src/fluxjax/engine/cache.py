@@ -19,12 +19,12 @@ from typing import Any
 from .. import checks
 from ..module import Module
 from ..optimise.base import Rule, rule_version
-from ..optimise.core import RulesKey
 from ..optimise.optax import as_rule
 from ..optimise.state import Leaf, OptimiserState, triples
 from ..params import Param, Params
+from . import hyper
 from .plan import Plan
-from .react import live_rules
+from .react import live_rules, take_rules
 from .scope import filled, loss_key
 
 PLANS: OrderedDict[Any, Plan] = OrderedDict()
@@ -148,12 +148,15 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
         plan.flush()
         plan = None
     if plan is not None and plan.rules_version != rule_version():
-        # opt.eta = ... or fx.adjust(state, ...) since it was compiled
-        if RulesKey(tuple(live_rules(plan))) != plan.rkey:
+        # opt.eta = ... or fx.adjust(state, ...) since it was compiled: a new learning rate
+        # is a new number for the same program; another change, a new plan
+        live = live_rules(plan)
+        if hyper.key(live) != plan.rkey:
             plan.flush()
             plan = None
         else:
             plan.rules_version = rule_version()
+            take_rules(plan, live)
     if plan is None:
         checks.check_target(target, opt)  # a state that fits the model, something to train
         plan = make()

@@ -22,11 +22,10 @@ import numpy as np
 from ..distributed import wrap
 from ..module import STRUCTURE_CLOCK, Module, structure_version
 from ..optimise.base import Rule, rule_version
-from ..optimise.core import RulesKey
 from ..optimise.state import implicit_state
 from ..params import Param, group
 from ..tree import modules, walk
-from . import policy, program
+from . import hyper, policy, program
 from .groups import Grouping
 from .packing import Packer
 from .scope import reachable
@@ -75,7 +74,7 @@ class Plan:
         self.loss, self.model, self.entries, self.rules = loss, model, entries, rules
         self.source = source  # a Rule (state in its implicit store) or a list of Leafs
         self.rules_version = rule_version()
-        self.rkey = RulesKey(tuple(rules))
+        self.rkey = hyper.key(rules)  # what the program bakes in (not the learning rates)
         train_ids = {id(p.get()) for p in entries}
         seen: set[int] = set()
         visible = [
@@ -136,6 +135,9 @@ class Plan:
         self.programs: dict[Any, Any] = {}  # (layout, static sizes) -> the jitted program
         self.aux: Any = None  # the last step's gradient norm (and gradients), on the device
         self.keep_grads = False  # a callback asked for the gradients (fx.every(grads=True))
+        self.etas: Any = None  # the rules' learning rates the program reads (hyper)
+        self.eta_values: Any = None  # the same, on the host
+        hyper.put(self)
 
     def describe(self) -> str:
         """What ``fx.explain`` prints: the arrays, the rules, the program's form and why."""

@@ -34,6 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from . import hyper
 from .packing import Packer
 from .step import core
 
@@ -108,8 +109,9 @@ def picker(layout: str, static: tuple[Any, ...]) -> Callable[[Any, Any, Any], An
 
 
 def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callable[..., Any]:
-    """The traced program ``(tv, ov, bufs, halt, data, sel, n) -> (tv, changed, bufs, halt,
-    losses)`` of ``plan`` in ``form`` (``"loop"`` or ``"step"``) for a data ``layout``.
+    """The traced program ``(tv, ov, bufs, halt, data, sel, n, etas) -> (tv, changed, bufs,
+    halt, losses)`` of ``plan`` in ``form`` (``"loop"`` or ``"step"``) for a data
+    ``layout``; ``etas`` are the rules' learning rates (``hyper``).
 
     The loop carries few arrays: the parameters and the layer state a step replaces are
     packed into one buffer per dtype (large arrays keep their own), the optimiser state
@@ -118,15 +120,18 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
     step of a small model."""
     pick = picker(layout, static)
 
-    def program(tv: Any, ov: Any, bufs: Any, halt: Any, data: Any, sel: Any, n: Any) -> Any:
+    def program(
+        tv: Any, ov: Any, bufs: Any, halt: Any, data: Any, sel: Any, n: Any, etas: Any
+    ) -> Any:
         ov = list(ov)
+        rules = hyper.substitute(plan.rules, etas)
 
         def step(tv: Any, ch: Any, bufs: Any, halt: Any, batch: Any) -> tuple[Any, ...]:
             full = list(ov)
             for k, v in zip(plan.changed, ch):
                 full[k] = v
             trees = plan.packer.unpack(bufs)
-            out = core(plan, tv, full, trees, halt, batch, form == "loop")
+            out = core(plan, rules, tv, full, trees, halt, batch, form == "loop")
             tv, full, trees, halt, l, aux = out
             ch = [full[k] for k in plan.changed]
             return tv, ch, plan.packer.pack(trees), halt, l.astype(jnp.float32), aux

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..optimise.base import Rule, rule_version
-from ..optimise.core import RulesKey
 from ..optimise.lossscale import has_loss_scale
+from . import hyper
 from .plan import first_eta
 
 
@@ -47,7 +49,6 @@ def after(plan: Any) -> bool:
     if plan.rules_version == rule_version():
         return False
     rules = live_rules(plan)
-    key = RulesKey(tuple(rules))
     same_kind = all(
         type(a) is type(b) and a.has_schedule() == b.has_schedule()
         for a, b in zip(rules, plan.rules)
@@ -55,10 +56,23 @@ def after(plan: Any) -> bool:
     if not same_kind:
         return False  # the next call's cache look-up sees the change and builds a plan
     plan.rules_version = rule_version()
-    if key == plan.rkey:
+    return take_rules(plan, rules)
+
+
+def take_rules(plan: Any, rules: list[Rule]) -> bool:
+    """Make ``rules`` (the same kinds as ``plan.rules``, their values perhaps changed)
+    ``plan``'s rules; True when anything changed. A new learning rate is a new number for
+    the same program (``hyper``); any other change compiles the program again."""
+    key = hyper.key(rules)
+    if key != plan.rkey:
+        plan.rkey = key
+        plan.programs.clear()  # compiled with the old values
+    elif np.array_equal(hyper.values(rules), plan.eta_values) and all(
+        a is b for a, b in zip(rules, plan.rules)
+    ):
         return False
-    plan.rules, plan.rkey = rules, key
-    plan.programs.clear()  # compiled with the old values
+    plan.rules = rules
+    hyper.put(plan)
     plan.eta = first_eta(rules[0]) if rules else None
     if plan.eta is not None or not plan.need_t:
         plan.callback_eta = plan.eta

@@ -191,7 +191,7 @@ class Run:
         plan = self.plan
         tv, ov = plan.inputs()
         try:
-            out = fn(tv, ov, plan.bufs, plan.halt, data, _device_sel(sel), INTS(n))
+            out = fn(tv, ov, plan.bufs, plan.halt, data, _device_sel(sel), INTS(n), plan.etas)
         except (SkipException, StopException):
             # raised while tracing: the loss decides in Python, so it must run eagerly
             warn_once(
@@ -226,7 +226,7 @@ class Run:
         for j in range(n):
             tv, ov = plan.inputs()
             try:
-                out = fn(tv, ov, plan.bufs, plan.halt, data, _later(sel, j), 1)
+                out = fn(tv, ov, plan.bufs, plan.halt, data, _later(sel, j), 1, plan.etas)
             except SkipException:
                 self.pos += 1
                 continue

@@ -156,9 +156,17 @@ def _like(a: Any, o: Any) -> Any:
 
 
 def core(
-    plan: Any, tv: list[Any], ov: list[Any], trees: list[Any], halt: Any, batch: Any, in_loop=True
+    plan: Any,
+    rules: list[Any],
+    tv: list[Any],
+    ov: list[Any],
+    trees: list[Any],
+    halt: Any,
+    batch: Any,
+    in_loop=True,
 ):
-    """One step on unpacked state: returns new ``(tv, ov, trees, halt)``, the loss and the
+    """One step of ``rules`` (``plan.rules`` with their learning rates traced, ``hyper``)
+    on unpacked state: returns new ``(tv, ov, trees, halt)``, the loss and the
     step's ``aux``: the global gradient norm (``aux_of``), and the gradients themselves when
     a callback asked for them (``plan.keep_grads``).
 
@@ -171,13 +179,13 @@ def core(
     optimised HLO; the cost grew with the model). Both select the same values."""
     if plan.placement is not None:
         batch = plan.placement.constrain(batch)
-    scale = loss_scale(plan.rules[0], trees[0][0]) if plan.rules else None
+    scale = loss_scale(rules[0], trees[0][0]) if rules else None
     l, grads, after, skips = loss_and_grads(plan, tv, ov, batch, scale)
     # the gradients are computed the same way whether or not the program also returns them
     # (fx.every(..., grads=True)): without this barrier XLA fuses their last operations into
     # the update differently in the two programs, and the updates differ in the last bit
     grads = jax.lax.optimization_barrier(grads)
-    rules = see_all(plan.rules, grads)  # ClipGlobalNorm: the norm over every array
+    rules = see_all(rules, grads)  # ClipGlobalNorm: the norm over every array
     new_tv, new_trees, err = plan.grouping.apply(rules, trees, tv, grads)
     aux = aux_of(plan, tv, grads)
     # the gradient norm is finite iff every gradient is (or a square overflows: |g| > 1e19,

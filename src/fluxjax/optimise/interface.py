@@ -170,9 +170,11 @@ def adjust(tree: Any, eta: Any = None, **changes: Any) -> Any:
     if isinstance(tree, Rule):
         new = _adjust_rule(tree, changes, found)
     else:
-        new = tree
+        new, made = tree, {}  # leaves that shared a rule share its adjusted copy
         for leaf in leaves(tree):
-            leaf.rule = _adjust_rule(leaf.rule, changes, found)
+            if id(leaf.rule) not in made:
+                made[id(leaf.rule)] = (leaf.rule, _adjust_rule(leaf.rule, changes, found))
+            leaf.rule = made[id(leaf.rule)][1]
     missing = set(changes) - found
     if missing:
         raise TypeError(f"adjust: no rule in this optimiser has a field {sorted(missing)[0]!r}.")
