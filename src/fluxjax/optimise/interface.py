@@ -156,6 +156,9 @@ def adjust(tree: Any, eta: Any = None, **changes: Any) -> Any:
     ``fx.adjust(state, 0.01)`` sets the learning rate, ``fx.adjust(state, beta=(0.8, 0.9))``
     any named field. Members of an ``OptimiserChain`` that lack a field are left alone; a
     field no rule has is an error. On a rule (implicit mode), returns an adjusted copy.
+    Arrays that shared a rule object share its adjusted copy. In ``fx.train`` a new ``eta``
+    of fluxjax's rules is an input of the compiled step (nothing compiles again); any other
+    change compiles the step again at the next call.
 
     >>> import fluxjax as fx
     >>> st = fx.setup(fx.Adam(), fx.Dense(1, 1))
