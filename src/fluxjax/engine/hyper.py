@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..optimise.base import Rule, is_schedule, map_rules, rules_in
+from ..optimise.base import Rule, map_rules, rules_in
+from ..optimise.core import value_key
 
 __all__ = ["unique", "runtime_eta", "key", "values", "substitute", "put"]
 
@@ -63,13 +64,7 @@ def key(rules: list[Rule]) -> tuple[Any, ...]:
             return ("rule", index[id(v)])
         if rules_in(v):
             return tuple(("rule", index[id(m)]) if isinstance(m, Rule) else m for m in v)
-        if is_schedule(v):
-            return ("schedule", id(v))
-        try:
-            hash(v)
-            return v
-        except TypeError:
-            return ("object", id(v))
+        return value_key(v)
 
     shapes = tuple(
         (type(r), tuple((k, hyper(r, k, v)) for k, v in r.hyperparameters().items())) for r in order

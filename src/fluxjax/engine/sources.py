@@ -326,8 +326,8 @@ class Gathered(Loader):
     ``"stack"`` layout, a block at a time, so that drawing and gathering the next block
     overlaps the program running the last one. A step then costs one slice, where
     ``Loader``'s device table costs index arithmetic and a gather per array: the seed's
-    ``DataLoader((x, y), batchsize=3, shuffle=True)`` ran at 2.7 µs a step against 0.8 for
-    its batches as a list."""
+    ``DataLoader((x, y), batchsize=3, shuffle=True)`` runs at 0.6 µs a step, 1.0–1.2× its
+    batches as a list (2.7 µs through the device table)."""
 
     layout = "stack"
 

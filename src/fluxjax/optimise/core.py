@@ -11,7 +11,19 @@ import jax.numpy as jnp
 
 from .base import Rule, is_schedule, map_rules, rules_in
 
-__all__ = ["rule_key", "RulesKey", "see_all", "apply_one", "apply_rules", "run_rules"]
+__all__ = ["value_key", "rule_key", "RulesKey", "see_all", "apply_one", "apply_rules", "run_rules"]
+
+
+def value_key(v: Any) -> Any:
+    """A hashable stand-in for a hyperparameter that holds no rule: the value itself, or
+    the identity of a schedule or of an unhashable object."""
+    if is_schedule(v):
+        return ("schedule", id(v))
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return ("object", id(v))
 
 
 def rule_key(rule: Rule) -> Any:
@@ -22,14 +34,8 @@ def rule_key(rule: Rule) -> Any:
             items.append((k, rule_key(v)))
         elif rules_in(v):
             items.append((k, tuple(map_rules(v, rule_key))))
-        elif is_schedule(v):
-            items.append((k, ("schedule", id(v))))
         else:
-            try:
-                hash(v)
-                items.append((k, v))
-            except TypeError:
-                items.append((k, ("object", id(v))))
+            items.append((k, value_key(v)))
     return (id(rule), type(rule), tuple(items))
 
 
