@@ -34,6 +34,7 @@ import numpy as np
 
 from .convert import cpu, enable_x64, f32, f64, fmap, gpu  # noqa: F401  (fluxjax.module.f32, ...)
 from .tree import (  # noqa: F401  (re-exported: fluxjax.module.walk, ... stay importable)
+    PACKED,
     Node,
     Path,
     Slot,
@@ -46,6 +47,7 @@ from .tree import (  # noqa: F401  (re-exported: fluxjax.module.walk, ... stay i
     mark_live,
     modules,
     nparams,
+    settle,
     trainable,
     unflatten,
     walk,
@@ -124,10 +126,26 @@ class Module(Node):
             cls, flatten_with_keys, lambda aux, ch: unflatten(cls, aux, ch), flatten
         )
 
+    def __getattr__(self, name: str) -> Any:
+        # only for an attribute not found: one a training plan holds packed (``settle``)
+        d = self.__dict__
+        if PACKED in d:
+            settle(self)
+            if name in d:
+                return d[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # copy, deepcopy and pickle see every array (none held packed by a training plan)
+        settle(self)
+        return self.__dict__
+
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
         if "_fx_live" not in d:
             mark_live(self)
+        if name not in d and PACKED in d:  # held packed: settle, or it would overwrite this
+            settle(self)
         old = d.get(name)
         value = _as_array(value, old)
         if (
@@ -148,6 +166,7 @@ class Module(Node):
         d[name] = value
 
     def __delattr__(self, name: str) -> None:
+        settle(self)
         d = self.__dict__
         d["_fx_version"] = d.get("_fx_version", 0) + 1
         STRUCTURE_CLOCK.now += 1

@@ -23,6 +23,8 @@ __all__ = [
     "unflatten",
     "is_array",
     "attributes",
+    "settle",
+    "PACKED",
     "children",
     "trainable",
     "walk",
@@ -63,8 +65,23 @@ def is_array(x: Any) -> bool:
     return isinstance(x, jax.Array | np.ndarray)
 
 
+PACKED = "_fx_packed"  # in a module's __dict__: the plan holding some of its arrays packed
+
+
+def settle(m: Node) -> None:
+    """Put back the arrays of ``m`` that a training plan holds packed between its compiled
+    calls (``Plan.settle``), if any: every way of reading a module's arrays calls this
+    (attribute access, walks, pytree flattening, slots), so none meets it without them."""
+    plan = m.__dict__.get(PACKED)
+    if plan is not None:
+        plan.settle()
+
+
 def attributes(m: Node) -> dict[str, Any]:
-    return {k: v for k, v in m.__dict__.items() if not k.startswith("_fx_")}
+    d = m.__dict__
+    if PACKED in d:
+        settle(m)
+    return {k: v for k, v in d.items() if not k.startswith("_fx_")}
 
 
 class _Static:
@@ -273,17 +290,23 @@ class Slot:
         self.name = path[0] if len(path) == 1 else None
 
     def get(self) -> Any:
-        if self.name is not None:
-            return self.owner.__dict__[self.name]
-        v: Any = self.owner.__dict__[self.path[0]]
+        d = self.owner.__dict__
+        try:
+            v: Any = d[self.path[0]]
+        except KeyError:  # held packed by a training plan (``settle``), or really missing
+            settle(self.owner)
+            v = d[self.path[0]]
         for p in self.path[1:]:
             v = v[p]
         return v
 
     def set(self, value: Any) -> None:
         """Store ``value`` without conversion (the caller guarantees it is an array)."""
+        d = self.owner.__dict__
+        if self.path[0] not in d:  # held packed: settle first, or it would overwrite this
+            settle(self.owner)
         if self.name is not None:
-            self.owner.__dict__[self.name] = value
+            d[self.name] = value
             return
         self.owner.__dict__[self.path[0]] = _replace(
             self.owner.__dict__[self.path[0]], self.path[1:], value

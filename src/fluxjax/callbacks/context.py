@@ -70,7 +70,7 @@ class StepContext:
             metrics={},
             history=history,
             _plan=plan,  # the training plan (internal): the optimiser, the arrays
-            _aux=None if plan is None else plan.aux,  # the step's device-side aux
+            _aux=None if plan is None else plan.aux,  # the step's (status, gradients)
         )
 
     @property
@@ -79,19 +79,19 @@ class StepContext:
         if self._aux is None:
             return None
         if "_grad_norm" not in self.__dict__:
-            vars(self)["_grad_norm"] = float(self._aux["grad_norm"])  # read once
+            vars(self)["_grad_norm"] = self._plan.read_grad_norm(self._aux)  # read once
         return self.__dict__["_grad_norm"]
 
     @property
     def grads(self) -> Any:
         """This step's gradients (``fx.Grads``), when the callback asked for them."""
         aux = self._aux
-        if aux is None or "grads" not in aux:
+        if aux is None or not aux[1]:
             raise AttributeError(
                 "StepContext.grads: this callback did not ask for the gradients; wrap it as "
                 "fx.every(n, f, grads=True) (the compiled step then keeps them)."
             )
-        return Grads(Params(self._plan.entries), aux["grads"])
+        return Grads(Params(self._plan.entries), aux[1])
 
     def adjust(self, eta: Any = None, **changes: Any) -> None:
         """Change the hyperparameters of the optimiser being trained, as ``fx.adjust`` (in

@@ -31,7 +31,7 @@ PLANS: OrderedDict[Any, Plan] = OrderedDict()
 MAX_PLANS = 64
 
 
-def _ref(x: Any) -> Any:
+def weak(x: Any) -> Any:
     """A weak reference to ``x`` where it allows one (a function, a model, a rule)."""
     try:
         return weakref.ref(x)
@@ -65,7 +65,7 @@ class LastCall:
         )
 
     def set(self, loss: Any, target: Any, opt: Any, plan: Plan) -> None:
-        self.refs = (_ref(loss), _ref(target), _ref(opt))
+        self.refs = (weak(loss), weak(target), weak(opt))
         self.versions, self.plan = _versions(loss, target), plan
 
 

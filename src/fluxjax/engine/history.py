@@ -50,7 +50,10 @@ class TrainHistory:
         if self._hist is None:
             h = History()
             for raw, count, epoch in self._raw:
-                values = np.asarray(raw, dtype=np.float64).ravel()[:count].tolist()
+                raw = np.asarray(raw)
+                if raw.dtype == np.int32:  # a compiled call's status vector (program)
+                    raw = raw.view(np.float32)
+                values = raw.astype(np.float64).ravel()[:count].tolist()
                 for i, v in enumerate(values):
                     h.losses.append(v)
                     h.steps.append(len(h.steps) + 1)

@@ -28,7 +28,7 @@ from ..optimise.optax import as_rule
 from . import cache, react
 from .history import TrainHistory
 from .plan import Plan
-from .run import Run, warn_once
+from .run import REPLAY, Run, warn_once
 from .schedule import LAST_SCHEDULE
 from .scope import captured_arrays, loss_key
 from .sources import same_batch
@@ -106,6 +106,24 @@ def train(
     """
     if unknown:
         raise checks.unknown_keyword("train", unknown, KEYWORDS, ALIASES)
+    # the tutorial's loop: the same call as the last one (``Replay``), a few comparisons
+    if (
+        type(epochs) is int
+        and epochs == 1
+        and progress is False
+        and compile is True
+        and steps_per_call is None
+        and devices is None
+        and mesh is None
+        and shard_params is False
+        and fuse is None
+        and precision is None
+        and REPLAY.matches(loss, target, data, opt, cb)
+    ):
+        try:
+            return REPLAY.go(data)
+        except checks.TRACE_ERRORS as e:
+            raise checks.explain_trace_error(e) from None
     plan = cache.LAST.plan if cache.LAST.same(loss, target, opt) else None
     if plan is None:  # the API's edge: an optax transformation (or a rule holding one) as rules
         opt = as_rule(opt)
@@ -153,6 +171,8 @@ def train(
             run.bar.close()
         if sched.active:
             sched.finish(run.done)
+    if epochs == 1 and type(data) is list and len(data) == 1:
+        REPLAY.keep(run, data, cb)
     return hist
 
 

@@ -24,10 +24,10 @@ from ..module import STRUCTURE_CLOCK, Module, structure_version
 from ..optimise.base import Rule, rule_version
 from ..optimise.state import implicit_state
 from ..params import Param, group
-from ..tree import modules, walk
+from ..tree import PACKED, modules, walk
 from . import hyper, policy, program
 from .groups import Grouping
-from .packing import Packer
+from .packing import PACK_MAX, Packer
 from .scope import reachable
 
 LAG = 16  # the per-epoch loop may run this many calls ahead of its failure check
@@ -48,6 +48,42 @@ def _should_donate(entries: list[Param]) -> tuple[int, ...]:
     bookkeeping costs more than it saves (about 4 µs a call), so the old arrays stay valid."""
     size = sum(np.prod(p.get().shape) * p.get().dtype.itemsize for p in entries)
     return (0, 2) if jax.default_backend() != "cpu" or size > DONATE_BYTES else ()
+
+
+PACK_TOTAL = 1 << 16  # parameters held packed between calls: at most this many elements
+
+
+class _Live:
+    """The one plan, if any, whose parameters are held packed between its compiled calls
+    (``Plan.hold``): one at a time, so that another plan never reads a model without them."""
+
+    def __init__(self) -> None:
+        self.plan: Plan | None = None
+
+    def settle(self) -> None:
+        if self.plan is not None:
+            self.plan.settle()
+
+
+LIVE = _Live()
+
+
+def _packable(entries: list[Param], direct: Any) -> Packer | None:
+    """A ``Packer`` for the parameters, when they are held packed between calls: several
+    small arrays (at most ``PACK_TOTAL`` elements in all), each in a plain attribute of a
+    module whose attribute look-up is ``Module``'s (which unpacks them when read)."""
+    if direct is None or len(entries) < 2:
+        return None
+    arrays = [p.get() for p in entries]
+    if not all(isinstance(a, jax.Array) for a in arrays):
+        return None
+    sizes = [a.size for a in arrays]
+    if max(sizes) > PACK_MAX or sum(sizes) > PACK_TOTAL:
+        return None
+    owners = {id(s.owner): s.owner for p in entries for s in p.slots}
+    if any(type(o).__getattr__ is not Module.__getattr__ for o in owners.values()):
+        return None
+    return Packer(arrays)
 
 
 def first_eta(rule: Rule) -> float | None:
@@ -103,13 +139,20 @@ class Plan:
             [(p.slots[0].owner.__dict__, p.slots[0].name) for p in entries] if single else None
         )
         self.empty = not entries
+        # the parameters travel packed, one buffer per dtype (``hold``/``settle``)
+        self.tv_packer = _packable(entries, self.direct)
+        owners = {id(s.owner): s.owner for p in entries for s in p.slots}
+        self.owner_dicts = [o.__dict__ for o in owners.values()]
+        self.packed: list[Any] = []  # the packed parameters of the last call
+        self.views: list[Any] | None = None  # the arrays they were packed from, or unpacked to
+        self.orders: list[list[str]] = []  # each owner's attribute order while held
         self.need_t = any(r.has_schedule() for r in rules)
         self.tolerant = any(skips_nonfinite(r) for r in rules)
         self.packer: Packer | None = None
         self.grouping: Grouping | None = None  # which arrays update as one (groups)
         self.bufs: list[Any] = []
-        self.halt: Any = None
-        self.pending: deque[Any] = deque()  # unread ``halt`` vectors, oldest first
+        self.halt: Any = None  # the last call's status vector: its failure flag (program)
+        self.pending: deque[Any] = deque()  # unread status vectors, oldest first
         self.owned = False
         self.steps_done = 0
         self.t0 = 0
@@ -133,7 +176,7 @@ class Plan:
         self.donate = _should_donate(entries)
         self.placement: Any = None  # a distributed.Placement when training on several devices
         self.programs: dict[Any, Any] = {}  # (layout, static sizes) -> the jitted program
-        self.aux: Any = None  # the last step's gradient norm (and gradients), on the device
+        self.aux: Any = None  # the last call's (status, gradients), on the device
         self.keep_grads = False  # a callback asked for the gradients (fx.every(grads=True))
         self.etas: Any = None  # the rules' learning rates the program reads (hyper)
         self.eta_values: Any = None  # the same, on the host
@@ -188,7 +231,7 @@ class Plan:
         merged = self.grouping.merge(trees)
         self.packer = Packer(merged)
         self.bufs = self.packer.host_pack(merged) if merged else []
-        self.halt = jax.device_put(np.zeros((3,), np.int32))
+        self.halt = program.fresh_status()
         self.pending = deque()
         self.steps_done = 0
         self.owned = True
@@ -231,6 +274,11 @@ class Plan:
             return self.source._implicit_store().owner is self
         return all(lf.owner is self for lf in self.source)
 
+    @staticmethod
+    def read_grad_norm(aux: Any) -> float:
+        """The gradient norm of a call's last step, from its ``aux`` (``finish``)."""
+        return program.read_grad_norm(aux[0])
+
     def scheduled_eta(self) -> float | None:
         """The learning rate now, when it is a schedule: evaluated at the update count of
         the first parameter (all parameters advance together in ``train``)."""
@@ -268,15 +316,75 @@ class Plan:
             return not self.others  # nothing carried: any loop is fine
         return all(np.shape(self.others[i].get()) == s for i, s in zip(self.changed, self.carried))
 
+    def packs(self) -> bool:
+        """Whether the parameters cross this plan's compiled calls packed (``hold``)."""
+        return self.tv_packer is not None and self.placement is None
+
     def inputs(self) -> tuple[list[Any], list[Any]]:
+        """The program's parameters (packed, when ``packs``) and other arrays."""
         fast = self.direct
-        tv = [d[n] for d, n in fast] if fast else [p.get() for p in self.entries]
+        if self.packs():
+            tv = self._packed_now()
+        else:
+            LIVE.settle()
+            tv = [d[n] for d, n in fast] if fast else [p.get() for p in self.entries]
         return tv, [p.get() for p in self.others]
 
+    def _packed_now(self) -> list[Any]:
+        """The parameters packed: the last call's buffers while they are held, or while
+        the model holds the very arrays they were unpacked to; else packed again (through
+        host memory: the model's arrays were assigned or changed)."""
+        if LIVE.plan is self:
+            return self.packed
+        LIVE.settle()
+        now = [d[n] for d, n in self.direct]
+        views = self.views
+        if views is None or any(a is not b for a, b in zip(now, views)):
+            self.packed = self.tv_packer.host_pack(now)
+            self.views = now
+        return self.packed
+
+    def hold(self, packed: list[Any]) -> None:
+        """Keep a call's packed parameters as the model's: their attributes leave the
+        modules' ``__dict__`` until read, when ``settle`` unpacks them (``Module``'s
+        attribute look-up, walks and slots call it), so a call writes no attribute."""
+        self.packed = packed
+        if LIVE.plan is self:
+            return
+        LIVE.settle()
+        self.orders = [list(d) for d in self.owner_dicts]
+        for d, n in self.direct:
+            del d[n]
+        for d in self.owner_dicts:
+            d[PACKED] = self
+        self.views = None
+        LIVE.plan = self
+
+    def settle(self) -> None:
+        """Unpack the held parameters into their attributes again, in their order."""
+        if LIVE.plan is not self:
+            return
+        LIVE.plan = None
+        with jax.ensure_compile_time_eval():  # concrete arrays, even while a step traces
+            arrays = self.tv_packer.host_unpack(self.packed)
+        for (d, n), a in zip(self.direct, arrays):
+            d[n] = a
+        for d, order in zip(self.owner_dicts, self.orders):
+            d.pop(PACKED, None)
+            items = dict(d)
+            d.clear()
+            d.update({k: items[k] for k in order if k in items})
+            d.update(items)
+        self.views = arrays
+
     def finish(self, out: tuple[Any, ...], n_steps: int) -> Any:
-        """Write back what a compiled call returned; returns its loss output."""
-        new_tv, changed, self.bufs, self.halt, l, self.aux = out
-        if self.direct:
+        """Write back what a compiled call returned; returns its status (``program``)."""
+        new_tv, changed, self.bufs, status, grads = out
+        self.halt = status
+        self.aux = (status, grads)  # read by a callback's StepContext (grad_norm, grads)
+        if self.packs():
+            self.hold(new_tv)
+        elif self.direct:
             for (d, n), v in zip(self.direct, new_tv):
                 d[n] = v
         else:
@@ -285,9 +393,9 @@ class Plan:
         for i, v in zip(self.changed, changed):
             self.others[i].set(v)
         self.carried = [np.shape(v) for v in changed]  # what a step leaves them as
-        self.pending.append(self.halt)
+        self.pending.append(status)
         self.steps_done += n_steps
-        return l
+        return status
 
     def check(self, block: bool, call_start: int) -> None:
         """Raise if a step failed; a failed step and the later ones were not applied.
@@ -310,10 +418,10 @@ class Plan:
                 h = q.popleft()
         else:
             return
-        _, at, reason = (int(v) for v in np.asarray(h))
+        _, at, reason = program.read_halt(h)
         if at:
             q.clear()  # later halts carry the same sticky failure: report it once
-            self.halt = jax.device_put(np.zeros((3,), np.int32))
+            self.halt = program.fresh_status()
             start, self.steps_done = call_start, 0
             raise failure(self, at - start, reason)
 

@@ -22,8 +22,11 @@ The program takes the data in one of three layouts, fixed by the data a run trai
   from the table's first epoch: ``size`` observations from position ``batch * bs`` of its
   epoch's row (a full batch, or the short last one, which has a program of its own).
 
-Losses come back in one ``(CAP,)`` float32 buffer (NaN past the steps taken) for the loop,
-a scalar for a lone step. A failed step stops the loop (later steps are not run).
+A call returns its losses, its last step's gradient norm and its failure flag in one
+int32 ``status`` vector (``STATUS`` long, the floats as their bits): each array a compiled
+call returns costs about a microsecond on the CPU, more than a tiny model's step. The next
+call takes it back as its failure flag. A failed step stops the loop (later steps are not
+run).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import hyper
 from .packing import Packer
@@ -45,6 +49,42 @@ BLOCK = 32  # the loop records losses in blocks of this many steps
 # execute_sequential_buffer_threshold); otherwise through its thread pool, which costs about
 # half a microsecond a step: the whole cost of a tiny model's step
 SMALL_BUFFER = 512
+# a call's status: the losses' bits (NaN past the steps taken), the last step's gradient
+# norm's bits, and the failure flag ``halt`` (``step.core``): [steps, failed step, reason]
+GNORM, HALT = CAP, CAP + 1
+STATUS = CAP + 4
+
+
+def _bits(a: Any) -> Any:
+    return jax.lax.bitcast_convert_type(a.astype(jnp.float32), jnp.int32)
+
+
+def status_of(losses: Any, grad_norm: Any, halt: Any) -> Any:
+    """Inside the program: the status vector of a call (``losses``: a scalar for one step)."""
+    if jnp.ndim(losses) == 0:
+        losses = jnp.full((CAP,), jnp.nan, jnp.float32).at[0].set(losses)
+    return jnp.concatenate([_bits(losses), _bits(grad_norm)[None], halt])
+
+
+def fresh_status() -> Any:
+    """The status before any step (no failure), on the device; compiles nothing."""
+    return jax.device_put(np.zeros((STATUS,), np.int32))
+
+
+def read_losses(status: Any) -> np.ndarray:
+    """A status vector's losses, on the host (float32; NaN past the steps taken)."""
+    return np.asarray(status)[:CAP].view(np.float32)
+
+
+def read_grad_norm(status: Any) -> float:
+    """A status vector's gradient norm (of its last step), on the host."""
+    return float(np.asarray(status)[GNORM : GNORM + 1].view(np.float32)[0])
+
+
+def read_halt(status: Any) -> tuple[int, int, int]:
+    """A status vector's failure flag on the host: (steps, failed step or 0, reason)."""
+    a, b, c = (int(v) for v in np.asarray(status)[HALT:])
+    return a, b, c
 
 
 def _blocked(
@@ -109,9 +149,10 @@ def picker(layout: str, static: tuple[Any, ...]) -> Callable[[Any, Any, Any], An
 
 
 def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callable[..., Any]:
-    """The traced program ``(tv, ov, bufs, halt, data, sel, n, etas) -> (tv, changed, bufs,
-    halt, losses)`` of ``plan`` in ``form`` (``"loop"`` or ``"step"``) for a data
-    ``layout``; ``etas`` are the rules' learning rates (``hyper``).
+    """The traced program ``(tv, ov, bufs, status, data, sel, n, etas) -> (tv, changed,
+    bufs, status, grads)`` of ``plan`` in ``form`` (``"loop"`` or ``"step"``) for a data
+    ``layout``; ``etas`` are the rules' learning rates (``hyper``); ``grads`` the last
+    step's gradients when a callback asked for them (``plan.keep_grads``), else ``[]``.
 
     The loop carries few arrays: the parameters and the layer state a step replaces are
     packed into one buffer per dtype (large arrays keep their own), the optimiser state
@@ -119,8 +160,20 @@ def build(plan: Any, form: str, layout: str, static: tuple[Any, ...]) -> Callabl
     carried array in and out of a loop, so a carry of 25 small arrays cost more than the
     step of a small model."""
     pick = picker(layout, static)
+    packed = plan.packs()
 
     def program(
+        tv: Any, ov: Any, bufs: Any, status: Any, data: Any, sel: Any, n: Any, etas: Any
+    ) -> Any:
+        if packed:  # one buffer per dtype in, one out (``Plan.hold``)
+            tv = plan.tv_packer.unpack(tv)
+        tv, ch, bufs, halt, losses, aux = steps(tv, ov, bufs, status[HALT:], data, sel, n, etas)
+        status = status_of(losses, aux["grad_norm"], halt)
+        if packed:
+            tv = plan.tv_packer.pack(tv)
+        return tv, ch, bufs, status, aux.get("grads", [])
+
+    def steps(
         tv: Any, ov: Any, bufs: Any, halt: Any, data: Any, sel: Any, n: Any, etas: Any
     ) -> Any:
         ov = list(ov)
