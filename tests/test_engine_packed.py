@@ -77,6 +77,14 @@ def test_held_parameters_read_back_as_the_updates_made_them():
     want = descent(want, 0.1, 5)
     for a, b in zip(arrays(m), want):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=1e-7)
+    # another data layout while they are held: its program traces the loss, reading them
+    fx.train(loss, ps, data, opt)
+    fx.train(loss, ps, [(X[:6], Y[:6]), (X[6:], Y[6:])], opt)
+    want = descent(want, 0.1, 1)
+    want = descent(want, 0.1, 1, X[:6], Y[:6])
+    want = descent(want, 0.1, 1, X[6:], Y[6:])
+    for a, b in zip(arrays(m), want):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-6, atol=1e-7)
 
 
 def _then_first(second, m):

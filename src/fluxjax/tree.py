@@ -24,6 +24,8 @@ __all__ = [
     "is_array",
     "attributes",
     "settle",
+    "layout",
+    "HELD",
     "PACKED",
     "children",
     "trainable",
@@ -82,6 +84,20 @@ def attributes(m: Node) -> dict[str, Any]:
     if PACKED in d:
         settle(m)
     return {k: v for k, v in d.items() if not k.startswith("_fx_")}
+
+
+HELD = object()  # stands for an array a training plan holds packed (``layout``)
+
+
+def layout(m: Node) -> dict[str, Any]:
+    """``attributes(m)`` for a walk that needs only the structure (the names, and which
+    hold modules or containers): an array a training plan holds packed is not read back
+    (``settle``, a device transfer) but given as ``HELD``, in its place."""
+    d = m.__dict__
+    plan = d.get(PACKED)
+    if plan is None:
+        return attributes(m)
+    return {k: v for k, v in plan.layout_of(d).items() if not k.startswith("_fx_")}
 
 
 class _Static:

@@ -160,7 +160,8 @@ class Run:
         self.plan.reclaim()  # a callback that read the optimiser state (a checkpoint) took it
         if react.after(self.plan):  # a callback changed hyperparameters: from the next step
             self.eta = self.plan.callback_eta
-        react.replan(self, cache.find)  # ... or the Params, or froze arrays: the plan for them now
+        if self.src.total is None or self.pos < self.src.total:  # (the next call looks anew)
+            react.replan(self, cache.find)  # ... or the Params, or froze arrays: their plan now
         if stopped:
             raise _Stopped
 
@@ -278,6 +279,9 @@ class Run:
 CHUNK = 1 << 30  # steps a span may hold when no callback bounds it
 
 
+ONE = ("one",)  # the key of a plan's program for the "one" layout
+
+
 class Replay:
     """The last ``train`` call, kept when it was the tutorial's per-epoch call: one step on
     a list of one batch, the default keywords, plain callbacks (or none). The next call
@@ -298,7 +302,7 @@ class Replay:
     def keep(self, run: Run, data: Any, cb: Any) -> None:
         """Keep ``run`` (just finished) for replaying, if it is a replayable call."""
         plan, sched = run.plan, run.sched
-        fn = plan.programs.get(("one",))
+        fn = plan.programs.get(ONE)
         ok = (
             type(run.src) is One
             and run.done == 1
@@ -323,10 +327,10 @@ class Replay:
         return (
             self.cb() is cb
             and cache.LAST.plan is plan
-            and same_batch(data[0], plan.last_batch)
+            and (data[0] is run.src.batch or same_batch(data[0], plan.last_batch))
             and cache.LAST.same(loss, target, opt)
             and plan.owns_state()
-            and plan.programs.get(("one",)) is self.fn
+            and plan.programs.get(ONE) is self.fn
         )
 
     def go(self, data: Any) -> TrainHistory:

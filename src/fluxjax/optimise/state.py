@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..module import Module, Slot, attributes, children, is_array, show, trainable
+from ..tree import layout
 from .base import Record, Rule
 from .optax import as_rule
 
@@ -160,7 +161,7 @@ def triples(
         if not isinstance(model, Module):
             raise TypeError("update: the state tree does not match the model's structure.")
         gattrs = attributes(grad) if isinstance(grad, Module) else (grad or {})
-        attrs = attributes(model)
+        attrs = layout(model)  # the structure only: a Leaf's array itself is not read
         for k, s in state._children.items():
             if s is None:
                 continue
