@@ -146,9 +146,10 @@ def test_two_plans_over_one_model_take_turns():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=5e-6, atol=1e-7)
 
 
-def _per_epoch(replayed: bool, monkeypatch) -> tuple:
-    """20 per-epoch calls with a callback recording what its StepContext says; the same
-    callback object each call (replayed) or a new one each call (each call set up anew)."""
+def _per_epoch(how: str, monkeypatch) -> tuple:
+    """20 per-epoch calls with a callback recording what its StepContext says: the same
+    callback object each call, the same lambda made again each call (both replayed), or
+    ``steps_per_call=1`` (the same meaning; each call set up anew)."""
     full_calls = []
     go = run.Run.go
     monkeypatch.setattr(run.Run, "go", lambda self, *a: (full_calls.append(1), go(self, *a)))
@@ -166,18 +167,39 @@ def _per_epoch(replayed: bool, monkeypatch) -> tuple:
     data = [(jnp.asarray(X), jnp.asarray(Y))]
     losses = []
     for _ in range(20):
-        cb = record if replayed else (lambda ctx: record(ctx))
-        losses += fx.train(loss, ps, data, opt, cb=cb).losses
+        if how == "same":
+            h = fx.train(loss, ps, data, opt, cb=record)
+        elif how == "made again":
+            h = fx.train(loss, ps, [(data[0][0], data[0][1])], opt, cb=lambda ctx: record(ctx))
+        else:
+            h = fx.train(loss, ps, data, opt, cb=record, steps_per_call=1)
+        losses += h.losses
     return [np.asarray(a).tobytes() for a in arrays(m)], seen, losses, len(full_calls)
 
 
 def test_a_replayed_call_is_the_same_call(monkeypatch):
-    a = _per_epoch(True, monkeypatch)
-    b = _per_epoch(False, monkeypatch)
-    assert a[:3] == b[:3]  # parameters bit for bit, the callback's contexts, the losses
-    assert b[3] == 20 and a[3] <= 2  # set up anew each call; replayed after the first
+    a = _per_epoch("same", monkeypatch)
+    b = _per_epoch("set up anew", monkeypatch)
+    c = _per_epoch("made again", monkeypatch)
+    assert a[:3] == b[:3] == c[:3]  # parameters bit for bit, the contexts, the losses
+    assert b[3] == 20 and a[3] == c[3] == 1  # replayed after the first call
     assert all(s[:3] == (1, 1, 0) for s in a[1])
     assert [s[4] for s in a[1]] == a[2]
+
+
+def test_a_callback_made_again_is_the_same_only_when_it_does_the_same():
+    from fluxjax.engine.schedule import equivalent
+
+    def make(k, scale=2):
+        return [lambda: k * scale for _ in range(2)]
+
+    f, g = make(1)
+    assert equivalent(f, g) and equivalent([f, g], [g, f])  # made twice from one closure
+    assert not equivalent(make(1)[0], make(1)[0])  # another closure cell: another k
+    assert not equivalent(f, lambda: 1 * 2)  # other code
+    h = make(1)[0]
+    h.note = "x"  # an attribute of its own
+    assert not equivalent(h, h.__class__(h.__code__, h.__globals__, None, None, h.__closure__))
 
 
 def test_a_replayed_call_reports_a_failure_with_its_history():

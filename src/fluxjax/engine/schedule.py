@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from types import FunctionType
 from typing import Any
 
 from .. import checks
@@ -171,6 +172,33 @@ class Schedule:
             raise error
 
 
+def _same_items(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and len(a) == len(b) and all(x is y for x, y in zip(a, b)))
+
+
+def equivalent(a: Any, b: Any) -> bool:
+    """Whether callback ``b`` is ``a`` or does exactly what ``a`` does: the same function
+    made again (``cb=lambda: ...`` written in a loop) from the same code, over the same
+    closure cells, defaults and globals; or a list or tuple of such callbacks."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(equivalent(x, y) for x, y in zip(a, b))
+    if type(a) is not FunctionType:
+        return False
+    return (
+        a.__code__ is b.__code__
+        and a.__globals__ is b.__globals__
+        and _same_items(a.__closure__, b.__closure__)
+        and _same_items(a.__defaults__, b.__defaults__)
+        and a.__kwdefaults__ == b.__kwdefaults__
+        and not a.__dict__
+        and not b.__dict__
+    )
+
+
 class _LastSchedule:
     """The callbacks of the last call, parsed (a loop of ``train`` calls passes the same
     ``cb`` each time). Holds the callback weakly where it can."""
@@ -182,7 +210,11 @@ class _LastSchedule:
 
     def get(self, cb: Any, steps_per_call: int | None) -> Schedule:
         held = self.cb() if isinstance(self.cb, weakref.ref) else self.cb
-        if self.schedule is not None and held is cb and steps_per_call == self.steps_per_call:
+        if (
+            self.schedule is not None
+            and steps_per_call == self.steps_per_call
+            and equivalent(held, cb)
+        ):
             return self.schedule.fresh()
         self.schedule = Schedule(cb, steps_per_call)
         try:
