@@ -177,7 +177,9 @@ def forget() -> None:
 def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:
     """How ``train(loss, target, data, opt)`` runs its steps: the plan's arrays and rules,
     the form of its one compiled program (a loop whose step count is a run-time argument,
-    or one step per call) and why, the programs compiled so far and the steps taken.
+    or one step per call) and why, whether the parameters cross it packed (a small model:
+    one buffer per dtype, held between calls until read), the programs compiled so far
+    and the steps taken.
 
     >>> import jax.numpy as jnp, fluxjax as fx
     >>> m, opt = fx.Dense(1, 1), fx.Descent()
@@ -186,6 +188,7 @@ def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:
     >>> print(fx.explain(loss, fx.params(m), opt))
     Plan: 2 trainable arrays, 0 other arrays, rule Descent(eta=0.1)
       program: form 'loop': steps between callbacks in one call (0.0 MFLOP a step)
+      parameters passed: packed, 1 buffer(s), held between calls
       data layouts compiled: one
       steps taken while it held the optimiser state: 1
     >>> print(fx.explain(loss, fx.params(m), fx.Descent()))  # another optimiser object

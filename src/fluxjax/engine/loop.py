@@ -15,7 +15,10 @@ between the points where a callback can act run as one call of it, so results ne
 depend on how a run was split into calls or spans.
 
 Arrays are values: training puts new arrays into the model's attributes (on accelerators
-the old ones are donated). Keep reading parameters through the model (``m[0].weight``).
+the old ones are donated). Keep reading parameters through the model (``m[0].weight``): a
+small model's parameters cross the compiled call packed and stay packed between calls,
+unpacked in place when first read (``Plan.hold``). A call identical to the last one (the
+per-epoch loop) is replayed without being set up again (``run.Replay``).
 """
 
 from __future__ import annotations

@@ -192,10 +192,16 @@ class Plan:
             if self.form is None
             else f"form {self.form!r}: {self.why}"
         )
+        passed = (
+            f"packed, {len(self.tv_packer.dtypes)} buffer(s), held between calls"
+            if self.packs()
+            else "one by one"
+        )
         return (
             f"Plan: {len(self.entries)} trainable arrays, {len(self.others)} other arrays, "
             f"rule {rules}\n"
             f"  program: {form}\n"
+            f"  parameters passed: {passed}\n"
             f"  data layouts compiled: {progs or 'none'}\n"
             f"  steps taken while it held the optimiser state: {self.steps_done}"
         )
