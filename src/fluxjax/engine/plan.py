@@ -68,10 +68,11 @@ class _Live:
 LIVE = _Live()
 
 
-def _packable(entries: list[Param], direct: Any) -> Packer | None:
+def _packable(entries: list[Param], direct: Any, owners: list[Any]) -> Packer | None:
     """A ``Packer`` for the parameters, when they are held packed between calls: several
     small arrays (at most ``PACK_TOTAL`` elements in all), each in a plain attribute of a
-    module whose attribute look-up is ``Module``'s (which unpacks them when read)."""
+    module (``owners``) whose attribute look-up is ``Module``'s (which unpacks them when
+    read)."""
     if direct is None or len(entries) < 2:
         return None
     arrays = [p.get() for p in entries]
@@ -80,8 +81,7 @@ def _packable(entries: list[Param], direct: Any) -> Packer | None:
     sizes = [a.size for a in arrays]
     if max(sizes) > PACK_MAX or sum(sizes) > PACK_TOTAL:
         return None
-    owners = {id(s.owner): s.owner for p in entries for s in p.slots}
-    if any(type(o).__getattr__ is not Module.__getattr__ for o in owners.values()):
+    if any(type(o).__getattr__ is not Module.__getattr__ for o in owners):
         return None
     return Packer(arrays)
 
@@ -140,9 +140,9 @@ class Plan:
         )
         self.empty = not entries
         # the parameters travel packed, one buffer per dtype (``hold``/``settle``)
-        self.tv_packer = _packable(entries, self.direct)
-        owners = {id(s.owner): s.owner for p in entries for s in p.slots}
-        self.owner_dicts = [o.__dict__ for o in owners.values()]
+        owners = list({id(s.owner): s.owner for p in entries for s in p.slots}.values())
+        self.tv_packer = _packable(entries, self.direct, owners)
+        self.owner_dicts = [o.__dict__ for o in owners]
         self.packed: list[Any] = []  # the packed parameters of the last call
         self.views: list[Any] | None = None  # the arrays they were packed from, or unpacked to
         self.orders: list[list[str]] = []  # each owner's attribute order while held
