@@ -55,7 +55,8 @@ class Packer:
     def pack(self, trees: list[Any]) -> list[Any]:
         parts: list[list[Any]] = [[] for _ in self.dtypes]
         for leaf, (b, _, _, _) in zip(jax.tree_util.tree_leaves(trees), self.layout):
-            parts[b].append(jnp.ravel(jnp.asarray(leaf, self.dtypes[b])))
+            a = jnp.asarray(leaf, self.dtypes[b])
+            parts[b].append(jnp.ravel(a) if self.shared[b] else a)
         return [jnp.concatenate(p) if len(p) > 1 else p[0] for p in parts]
 
     def unpack(self, bufs: list[Any]) -> list[Any]:
@@ -69,12 +70,13 @@ class Packer:
         """``pack`` outside compiled code: through host memory, compiling nothing."""
         parts: list[list[Any]] = [[] for _ in self.dtypes]
         for leaf, (b, _, _, _) in zip(jax.tree_util.tree_leaves(trees), self.layout):
-            parts[b].append(np.ravel(np.asarray(leaf, self.dtypes[b])))
+            a = np.asarray(leaf, self.dtypes[b])
+            parts[b].append(np.ravel(a) if self.shared[b] else a)
         return [jax.device_put(np.concatenate(p) if len(p) > 1 else p[0]) for p in parts]
 
     def host_unpack(self, bufs: list[Any]) -> list[Any]:
         """``unpack`` outside compiled code: through host memory, compiling nothing."""
-        host = [np.asarray(b) for b in bufs]
+        host = [np.ravel(np.asarray(b)) for b in bufs]
         leaves = [
             jax.device_put(host[b][s : s + n].reshape(shape)) for b, s, n, shape in self.layout
         ]
