@@ -153,7 +153,7 @@ class Plan:
         self.grouping: Grouping | None = None  # which arrays update as one (groups)
         self.bufs: list[Any] = []
         self.halt: Any = None  # the last call's status vector: its failure flag (program)
-        self.pending: deque[Any] = deque()  # unread status vectors, oldest first
+        self.pending: deque[Any] = deque()  # unread calls: (status, first step, steps, again)
         self.owned = False
         self.steps_done = 0
         self.t0 = 0
@@ -397,8 +397,16 @@ class Plan:
         out.update(d)
         return out
 
-    def finish(self, out: tuple[Any, ...], n_steps: int) -> Any:
-        """Write back what a compiled call returned; returns its status (``program``)."""
+    def finish(self, out: tuple[Any, ...], n_steps: int, again: Any = None) -> Any:
+        """Write back what a compiled call returned; returns its status (``program``).
+        ``again(k, halt)``, for a call of several steps, runs the call's first ``k`` steps
+        again from its inputs (``check``)."""
+        status = self._write(out)
+        self.pending.append((status, self.steps_done, n_steps, again))
+        self.steps_done += n_steps
+        return status
+
+    def _write(self, out: tuple[Any, ...]) -> Any:
         new_tv, changed, self.bufs, status, grads = out
         self.halt = status
         self.aux = (status, grads)  # read by a callback's StepContext (grad_norm, grads)
@@ -413,8 +421,6 @@ class Plan:
         for i, v in zip(self.changed, changed):
             self.others[i].set(v)
         self.carried = [np.shape(v) for v in changed]  # what a step leaves them as
-        self.pending.append(status)
-        self.steps_done += n_steps
         return status
 
     def check(self, block: bool, call_start: int) -> None:
@@ -425,25 +431,48 @@ class Plan:
         the per-epoch loop, it reads once every ``LAG`` calls the newest finished ``halt``
         (waiting only for the oldest), so a failure surfaces at most ``LAG`` calls late —
         at once in a call of several steps, or with ``compile=False``.
+
+        A loop's call in which a step failed returns its inputs (``program``); a call of
+        several steps keeps them (``again``) until its status is read, and the steps
+        before the failed one run again from them, so the model holds what it held before
+        that step. So that at most one call keeps its inputs, the next call's check reads
+        the status of one that does.
         """
         q = self.pending
         if not q:
             return
+        seen: list[Any] = []
         if block:
-            h = q[-1]
+            seen, h = list(q), q[-1][0]
             q.clear()
+        elif any(e[3] is not None for e in list(q)[:-1]):  # a call that keeps its inputs
+            while any(e[3] is not None for e in q) and len(q) > 1:
+                seen.append(q.popleft())
+            h = seen[-1][0]
         elif len(q) >= LAG:  # read once every LAG calls: the newest one that is finished
-            h = q.popleft()
-            while q and q[0].is_ready():
-                h = q.popleft()
+            seen.append(q.popleft())
+            while q and q[0][0].is_ready():
+                seen.append(q.popleft())
+            h = seen[-1][0]
         else:
             return
         _, at, reason = program.read_halt(h)
         if at:
+            self._rewind([*seen, *q], at)
             q.clear()  # later halts carry the same sticky failure: report it once
             self.halt = program.fresh_status()
             start, self.steps_done = call_start, 0
             raise failure(self, at - start, reason)
+
+    def _rewind(self, calls: list[Any], at: int) -> None:
+        """Run again, from its inputs, the steps before step ``at`` of the call that
+        failed there, when that call kept its inputs (a call of one step returned them)."""
+        for _, first, n, again in calls:
+            if first < at <= first + n and again is not None:
+                halt = np.zeros((program.STATUS,), np.int32)
+                halt[program.HALT] = first
+                self._write(again(at - 1 - first, jax.device_put(halt)))
+                return
 
 
 def failure(plan: Plan, step: int, reason: int) -> FloatingPointError:

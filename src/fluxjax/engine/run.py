@@ -191,8 +191,9 @@ class Run:
     def _invoke(self, fn: Any, static: Any, data: Any, sel: Any, n: int, src: Any) -> None:
         plan = self.plan
         tv, ov = plan.inputs()
+        bufs, etas, dsel = plan.bufs, plan.etas, _device_sel(sel)
         try:
-            out = fn(tv, ov, plan.bufs, plan.halt, data, _device_sel(sel), INTS(n), plan.etas)
+            out = fn(tv, ov, bufs, plan.halt, data, dsel, INTS(n), etas)
         except (SkipException, StopException):
             # raised while tracing: the loss decides in Python, so it must run eagerly
             warn_once(
@@ -203,7 +204,11 @@ class Run:
             )
             plan.eager = True
             return self._eager(static, data, sel, n, src)
-        status = plan.finish(out, n)
+        again = None
+        if n > 1 and not plan.donate:  # a loop's call in which a step failed returns its
+            # inputs: keep them, to run the steps before that one again (Plan.check)
+            again = lambda k, halt: fn(tv, ov, bufs, halt, data, dsel, INTS(k), etas)  # noqa: E731
+        status = plan.finish(out, n, again)
         self._record(status, n, src, _lazy(status, n - 1))
         # compiled: read the failure flag every LAG calls, which also bounds the work in flight
         plan.check(False, self.call_start)
