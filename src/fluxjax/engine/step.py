@@ -230,9 +230,9 @@ def core(
 
 def aux_of(plan: Any, tv: list[Any], grads: list[Any]) -> dict[str, Any]:
     """What a step reports beside its loss, kept on the device until a callback reads it:
-    ``grad_norm``, the 2-norm over every trainable array's gradient (float32, summed as
-    ``optax.global_norm``; ``ClipGlobalNorm`` computes the same expression, which XLA
-    computes once), and ``grads`` when ``plan.keep_grads``."""
+    ``grad_norm``, the 2-norm over every trainable array's gradient (float32,
+    ``global_norm``; ``ClipGlobalNorm`` computes the same expression, which XLA computes
+    once), and ``grads`` when ``plan.keep_grads``."""
     aux = {"grad_norm": global_norm(grads).astype(jnp.float32)}
     if getattr(plan, "keep_grads", False):
         aux["grads"] = [g.astype(jnp.result_type(x)) for x, g in zip(tv, grads)]

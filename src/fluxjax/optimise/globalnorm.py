@@ -31,7 +31,8 @@ __all__ = ["ClipGlobalNorm", "global_norm", "global_pnorm"]
 
 def global_norm(grads: list[Any]) -> jax.Array:
     """``sqrt(Σ_arrays Σ |g|²)``, the 2-norm of all gradients together, in float32 (or the
-    widest float dtype among them), summed as ``optax.global_norm``.
+    widest float dtype among them): ``optax.global_norm``'s value, summed in another order
+    (each array's squares as a dot product with itself), so equal to float rounding.
 
     >>> import jax.numpy as jnp
     >>> global_norm([jnp.array([3.0]), jnp.array([[4.0]])])
@@ -41,8 +42,18 @@ def global_norm(grads: list[Any]) -> jax.Array:
     if not gs:
         return jnp.zeros((), jnp.float32)
     dt = jnp.result_type(jnp.float32, *[jnp.real(g).dtype for g in gs])
-    sq = [jnp.sum(jnp.real(g * jnp.conj(g)).astype(dt)) for g in gs]
+    sq = [_squares(g, dt) for g in gs]
     return jnp.sqrt(sum(sq[1:], sq[0]))
+
+
+def _squares(g: Any, dt: Any) -> jax.Array:
+    """``Σ |g|²`` in ``dt``. A real array already in ``dt`` takes a dot product with
+    itself, which reads it once: XLA's CPU backend writes ``g * g`` out in full before
+    summing it (784-2048-2048-10 with Adam: 9% of a step)."""
+    if jnp.result_type(g) == dt and g.size > 0:
+        v = jnp.ravel(g)
+        return jnp.dot(v, v, precision=jax.lax.Precision.HIGHEST)
+    return jnp.sum(jnp.real(g * jnp.conj(g)).astype(dt))
 
 
 def global_pnorm(grads: list[Any], p: float) -> jax.Array:
