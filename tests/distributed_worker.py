@@ -76,6 +76,33 @@ def mlp_case(fx, kw: dict) -> dict:
     }
 
 
+def split_case(fx, kw: dict, compiled: list) -> dict:
+    """The MLP over a shuffled DataLoader for 3 epochs, run three ways on the devices: one
+    call, one call per epoch, and with a callback after every step; the arrays of each,
+    and the compilations of each way's later calls (``compiled`` counts them)."""
+    x, y = mlp_data()
+    loss = lambda m, x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    out: dict = {}
+    for way in ("one", "per_epoch", "every_step"):
+        m = mlp(fx)
+        state = fx.setup(fx.Adam(1e-2), m)
+        loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1)
+        first = len(compiled)
+        if way == "one":
+            fx.train(loss, m, loader, state, epochs=3, **kw)
+        for epoch in range(3 if way == "per_epoch" else 0):
+            fx.train(loss, m, loader, state, **kw)
+            if epoch == 0:
+                later = len(compiled)
+        if way == "every_step":
+            fx.train(loss, m, loader, state, epochs=3, cb=lambda: None, **kw)
+        out[way] = [np.asarray(a) for a in fx.params(m)] + [np.asarray(a) for a in _leaves(state)]
+        out[f"{way}_compiles"] = len(compiled) - first
+        if way == "per_epoch":
+            out["later_compiles"] = len(compiled) - later
+    return out
+
+
 def _leaves(state) -> list:
     """Adam's moments of every array of the MLP, read through the Leafs (``Leaf.state``)."""
     import jax
@@ -121,6 +148,19 @@ def devices(out: str) -> None:
             res[f"{name}_{tag}_{run}_spec"] = str(getattr(r[run], "spec", "single"))
         res[f"{name}_{tag}_specs"] = [str(getattr(s, "spec", "single")) for s in r["specs"]]
     res["back_ndev"] = back_to_one_device(fx, jax.devices())
+    compiled: list = []  # XLA compilations (JAX's monitoring events), for split_case
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, *a, **k: (
+            compiled.append(1) if name == "/jax/core/compile/backend_compile_duration" else None
+        )
+    )
+    for tag, kw in (("dp", {}), ("fsdp", {"shard_params": True})):
+        r = split_case(fx, {"devices": jax.devices(), **kw}, compiled)
+        for way in ("one", "per_epoch", "every_step"):
+            for i, a in enumerate(r[way]):
+                res[f"split_{tag}_{way}_arr{i}"] = a
+        for k in ("one_compiles", "per_epoch_compiles", "every_step_compiles", "later_compiles"):
+            res[f"split_{tag}_{k}"] = r[k]
     x, y = mlp_data(18)
     m = mlp(fx)
     try:

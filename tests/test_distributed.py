@@ -5,8 +5,9 @@ simulated CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``), 
 processes of two devices each joined by ``jax.distributed`` on 127.0.0.1 (Gloo). Each
 subprocess is started once per module and bounded by a timeout.
 
-Until the new engine lands, ``train`` may run fused steps in other chunks than the new
-engine will; the comparisons here hold for any chunking (they compare whole runs).
+One device against several agrees to float rounding (the reductions over the batch are
+split over the devices); on the devices, the same steps split into calls in different ways
+give the same bits, as on one device.
 """
 
 from __future__ import annotations
@@ -81,6 +82,24 @@ def test_data_parallel_matches_one_device(four, case):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
     # and training did move them: the comparison is not between two starting points
     assert np.abs(four[f"{name}_one_losses"][-1] - four[f"{name}_one_losses"][0]) > 1e-3
+
+
+@pytest.mark.parametrize("tag", ["dp", "fsdp"])
+def test_on_several_devices_the_same_steps_give_the_same_bits_however_split(four, tag):
+    # the one program of a plan on 4 devices too: one call, one call per epoch, and a
+    # callback after every step give the same parameters and Adam moments, bit for bit;
+    # a plan compiles at most 2 programs, and a later call of the same shapes none
+    one = _arrays(four, f"split_{tag}_one")
+    assert len(one) == 30  # 6 parameters and Adam's 4 state arrays of each
+    for way in ("per_epoch", "every_step"):
+        other = _arrays(four, f"split_{tag}_{way}")
+        assert len(other) == len(one)
+        for a, b in zip(one, other):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tobytes() == b.tobytes(), way
+    for way in ("one", "per_epoch", "every_step"):
+        assert int(four[f"split_{tag}_{way}_compiles"]) <= 2, way
+    assert int(four[f"split_{tag}_later_compiles"]) == 0
 
 
 @pytest.mark.parametrize("case", ["seed_dp", "mlp_dp", "mlp_fsdp"])
