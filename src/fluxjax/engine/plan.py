@@ -154,6 +154,7 @@ class Plan:
         self.bufs: list[Any] = []
         self.halt: Any = None  # the last call's status vector: its failure flag (program)
         self.pending: deque[Any] = deque()  # unread calls: (status, first step, steps, again)
+        self.keeping = 0  # how many of them keep their inputs (``again``)
         self.owned = False
         self.steps_done = 0
         self.t0 = 0
@@ -239,7 +240,7 @@ class Plan:
         self.packer = Packer(merged)
         self.bufs = self.packer.host_pack(merged) if merged else []
         self.halt = program.fresh_status()
-        self.pending = deque()
+        self.pending, self.keeping = deque(), 0
         self.steps_done = 0
         self.owned = True
         if isinstance(self.source, Rule):
@@ -253,9 +254,9 @@ class Plan:
         owners), keeping this call's step count and failure flag."""
         if self.owned:
             return
-        kept = (self.steps_done, self.pending, self.halt, self.t0)
+        kept = (self.steps_done, self.pending, self.keeping, self.halt, self.t0)
         self.acquire()
-        self.steps_done, self.pending, self.halt, self.t0 = kept
+        self.steps_done, self.pending, self.keeping, self.halt, self.t0 = kept
 
     def flush(self) -> None:
         """Unpack the live state back to the rule's store or the Leafs; give up ownership."""
@@ -403,6 +404,7 @@ class Plan:
         again from its inputs (``check``)."""
         status = self._write(out)
         self.pending.append((status, self.steps_done, n_steps, again))
+        self.keeping += again is not None
         self.steps_done += n_steps
         return status
 
@@ -445,14 +447,17 @@ class Plan:
         if block:
             seen, h = list(q), q[-1][0]
             q.clear()
-        elif any(e[3] is not None for e in list(q)[:-1]):  # a call that keeps its inputs
-            while any(e[3] is not None for e in q) and len(q) > 1:
-                seen.append(q.popleft())
+            self.keeping = 0
+        elif self.keeping > (q[-1][3] is not None):  # an older call keeps its inputs
+            while self.keeping > (q[-1][3] is not None):
+                seen.append(e := q.popleft())
+                self.keeping -= e[3] is not None
             h = seen[-1][0]
         elif len(q) >= LAG:  # read once every LAG calls: the newest one that is finished
             seen.append(q.popleft())
             while q and q[0][0].is_ready():
                 seen.append(q.popleft())
+            self.keeping -= sum(e[3] is not None for e in seen)
             h = seen[-1][0]
         else:
             return
@@ -460,6 +465,7 @@ class Plan:
         if at:
             self._rewind([*seen, *q], at)
             q.clear()  # later halts carry the same sticky failure: report it once
+            self.keeping = 0
             self.halt = program.fresh_status()
             start, self.steps_done = call_start, 0
             raise failure(self, at - start, reason)
