@@ -9,11 +9,14 @@ structure and the backend, the same in every process.
 * ``"loop"`` by default: spans between callbacks run as one call (the seed's 40,000 tiny
   epochs cost microseconds), and a callback after every step is a count of 1.
 * ``"step"`` when the backend is the CPU and the step's matrix products exceed
-  ``LOOP_FLOPS``: XLA's CPU backend runs a loop body's large products slower than a lone
-  step's (a 784-1024-1024-10 MLP over a DataLoader: 0.86x in a loop, 0.71x with a callback
-  after every step). Convolutions no longer count: since ``Conv`` differentiates in XLA's
-  canonical layout (``layers.convops.corr``) a small CNN's loop runs as fast as its lone steps
-  or faster (12.7 against 15.4 ms a step; JAX's own rule had made it 8x slower).
+  ``LOOP_FLOPS``: there a loop called for one step (a callback after every step) costs
+  more than a lone step, since XLA copies the carried state into the loop (784-1024-1024-10,
+  Adam: 9.7 against 8.9 ms a step; 784-512-512-10: 3.2 against 3.0), although a long call
+  of the loop runs as fast as a hand-written ``lax.scan`` (a plan's fused run of lone steps:
+  0.89-0.92x of it at 784-512-512-10). Convolutions no longer count: since ``Conv``
+  differentiates in XLA's canonical layout (``layers.convops.corr``) a small CNN's loop runs
+  as fast as its lone steps or faster (12.7 against 15.4 ms a step; JAX's own rule had
+  made it 8x slower).
 
 ``train(..., fuse=True)`` or ``fuse=False`` forces the form (the two forms may then differ
 in the last bits); ``fx.explain`` shows the form and why.
