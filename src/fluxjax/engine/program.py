@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import hyper
+from . import hyper, policy
 from .packing import Packer
 from .step import core
 
@@ -234,13 +234,9 @@ def _unless(failed: Any, inputs: Any, outputs: Any) -> Any:
     ``lax.cond`` for a large one (measured on the CPU: a ``cond`` costs a call of the seed
     30 µs; a ``where`` over 12 MB 3 ms against the ``cond``'s 0.6). Both give the same
     values, and the choice is one of sizes only, the same in every process."""
-    if nbytes(outputs) <= SELECT_BYTES:
+    if policy.nbytes(outputs) <= SELECT_BYTES:
         return jax.tree_util.tree_map(lambda a, b: jnp.where(failed, a, b), inputs, outputs)
     return jax.lax.cond(failed, lambda: inputs, lambda: outputs)
-
-
-def nbytes(tree: Any) -> int:
-    return sum(a.size * jnp.dtype(a.dtype).itemsize for a in jax.tree_util.tree_leaves(tree))
 
 
 def _fetcher(data: Any, sel: Any) -> Callable[[Any], Any] | None:
