@@ -184,7 +184,12 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
     loss = lambda x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
     ps = fx.params(m)
     loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1, shard=(pid, nproc))
-    h = fx.train(loss, ps, loader, opt, epochs=2, devices=jax.devices())  # step by step
+    calls = _count_calls()
+    h = fx.train(loss, ps, loader, opt, epochs=2, devices=jax.devices())  # fused
+    fused_calls = len(calls)
+    fused = [np.asarray(p) for p in ps]
+    split = _split_run(fx, x, y, pid, nproc)  # the same steps, one call per step
+    split_calls = len(calls) - fused_calls
     local = [(x[i : i + B], y[i : i + B]) for i in range(0, len(x), B)]
     part = B // nproc
     local = [(a[pid * part : (pid + 1) * part], b[pid * part : (pid + 1) * part]) for a, b in local]
@@ -194,7 +199,46 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
         spec = str(m[0].weight.sharding.spec)
         ndev = len(m[0].weight.sharding.device_set)
         losses = np.array(h.losses + h2.losses)
-        np.savez(out, losses=losses, spec=spec, ndev=ndev, nglobal=len(jax.devices()), **arrs)
+        same = all((a == b).all() for a, b in zip(fused, split))
+        np.savez(
+            out,
+            losses=losses,
+            spec=spec,
+            ndev=ndev,
+            nglobal=len(jax.devices()),
+            calls=[fused_calls, split_calls],
+            same=same,
+            **arrs,
+        )
+
+
+def _count_calls() -> list:
+    """The calls of a plan's compiled program from now on (one entry of steps a call)."""
+    from fluxjax.engine import run
+
+    calls, invoke = [], run.Run._invoke
+
+    def counted(self, fn, static, data, sel, n, src):
+        calls.append(n)
+        return invoke(self, fn, static, data, sel, n, src)
+
+    run.Run._invoke = counted
+    return calls
+
+
+def _split_run(fx, x, y, pid: int, nproc: int) -> list:
+    """``process``'s first run again, one ``train`` call per epoch with a callback after
+    every step (so one step a call): its parameters and optimiser state."""
+    import jax
+
+    m = mlp(fx)
+    opt = fx.Adam(1e-2)
+    loss = lambda x, y: fx.logitcrossentropy(m(x), y)  # noqa: E731
+    ps = fx.params(m)
+    loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1, shard=(pid, nproc))
+    for _ in range(2):
+        fx.train(loss, ps, loader, opt, cb=lambda: None, devices=jax.devices())
+    return [np.asarray(p) for p in ps]
 
 
 def process_reference(fx) -> dict:

@@ -173,6 +173,9 @@ def two_processes(tmp_path_factory):
 def test_two_processes_match_one_process(two_processes):
     r = two_processes
     assert int(r["nglobal"]) == 4 and int(r["ndev"]) == 4  # 2 processes x 2 devices, joined
+    # a sharded DataLoader runs fused (8 steps in one call), and gives the bits of the
+    # same steps run one a call
+    assert r["calls"].tolist() == [1, 8] and bool(r["same"])
     ref = worker.process_reference(fx)
     np.testing.assert_allclose(r["losses"], ref["losses"], atol=1e-5)
     for i, a in enumerate(ref["params"]):

@@ -189,6 +189,9 @@ def _kinds():
         "list of four": lambda: [(x[i : i + 6], y[i : i + 6]) for i in range(0, 24, 6)],
         "loader": lambda: fx.DataLoader((x, y), batchsize=6, shuffle=True),
         "loader with a tail": lambda: fx.DataLoader((x, y), batchsize=5, shuffle=True),
+        "sharded loader": lambda: fx.DataLoader(
+            (x, y), batchsize=6, shuffle=True, rng=0, shard=(1, 2)
+        ),
         "generator": "generator",
     }
 
@@ -273,6 +276,31 @@ def test_a_repeated_batch_runs_any_span_in_the_one_program():
         fx.train(lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), data, fx.Adam(0.1), **kw)
         out.append([np.asarray(a).tobytes() for a in fx.params(m)])
     assert out[0] == out[1]
+
+
+@pytest.mark.parametrize("shard", [None, (1, 2)])
+def test_a_gathered_loader_gives_the_bits_of_iterating_it(shard, tmp_path):
+    """A small DataLoader with a short last batch, and one with ``shard=`` (this process's
+    part of every batch, as in a multi-process run): fused over several epochs, one step a
+    call, iterated by hand as a generator, and resumed from a checkpoint taken mid-epoch
+    give the same bits."""
+    out = []
+    for how in ("fused", "one a call", "iterated", "resumed"):
+        m, lossf, whole = build("norm")  # 40 observations: batches of 6, a short one of 4
+        loader = fx.DataLoader(whole.data, batchsize=6, shuffle=True, rng=2, shard=shard)
+        state = fx.setup(fx.Adam(0.01), m)
+        if how == "fused":
+            ck = fx.Checkpointer(tmp_path / "ck", m, state, loader=loader, every=5, keep=9)
+            fx.train(lossf, m, loader, state, epochs=3, cb=ck)
+        elif how == "one a call":
+            fx.train(lossf, m, loader, state, epochs=3, cb=lambda: None)
+        elif how == "iterated":
+            fx.train(lossf, m, (b for _ in range(3) for b in loader), state)
+        else:  # from step 5 of the first run (epoch 1, batch 5 of 7)
+            fx.load(tmp_path / "ck" / "checkpoint-00000005.safetensors", m, state, loader=loader)
+            fx.train(lossf, m, loader, state, epochs=3 - loader.epoch)
+        out.append(tensors(m, state, loader, tmp_path, how))
+    assert all(not same(out[0], o) for o in out[1:]), [same(out[0], o) for o in out[1:]]
 
 
 def test_a_new_learning_rate_compiles_nothing_and_takes_effect(compiles):

@@ -4,14 +4,16 @@ Each source turns "the next ``k`` steps" into calls of the plan's program (``Run
 with the data in the program's layout (see ``program``):
 
 * ``Stream``: any iterable (a generator, ``itertools.repeat``, batches of unequal shapes,
-  data too large for the device, a sharded loader): each batch is one call, layout
-  ``"one"``.
+  data too large for the device, a loader with ``collate``): each batch is one call,
+  layout ``"one"``.
 * ``One``: a list of one batch: ``k`` steps on it in one call, layout ``"one"`` (the same
   compiled program a stream of batches of that shape uses).
 * ``Stacked``: a list of equally shaped batches, stacked on the device, layout ``"stack"``.
 * ``Loader``: a DataLoader over arrays in memory: its arrays on the device and a table of
   each epoch's observation order, drawn when the run reaches that epoch (exactly as
   iterating would draw it), layout ``"rows"``.
+* ``Gathered``: a small DataLoader, or one in a multi-process run or with ``shard=``: each
+  call's batches gathered in host memory (this process's part of each), layout ``"stack"``.
 
 A source never changes the run's counters: ``steps(run, k)`` makes the calls (which
 count), and ``where(pos)`` says which epoch and batch a position is.
@@ -46,9 +48,12 @@ def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool)
         if seen:
             return One(data[0], n_epochs, seen=True)  # the tutorial's loop: the last batch
         if isinstance(data, DataLoader):
-            if _in_memory(data, plan.placement):
-                small = policy.nbytes(data.data) <= GATHER_MAX and plan.placement is None
-                if small and (data.nobs % data.batchsize == 0 or not data.partial):
+            pl = plan.placement
+            if data.shard is not None or (pl is not None and pl.multiprocess):
+                if _arrays_of(data):  # each process gathers its own part of every batch
+                    return Gathered(data, n_epochs)
+            elif _in_memory(data):
+                if policy.nbytes(data.data) <= GATHER_MAX and pl is None:
                     return Gathered(data, n_epochs)
                 return Loader(data, n_epochs)
         elif isinstance(data, list | tuple) and data and _arrays(data[0]):
@@ -74,13 +79,17 @@ def _arrays(batch: Any) -> bool:
     return bool(leaves) and all(is_array(a) for a in leaves)
 
 
-def _in_memory(loader: DataLoader, placement: Any) -> bool:
-    if loader.shard is not None or (placement is not None and placement.multiprocess):
-        return False  # each process's loader feeds its own part of every batch
+def _arrays_of(loader: DataLoader) -> bool:
+    """True when ``loader`` indexes arrays itself (no ``collate``)."""
     leaves = jax.tree_util.tree_leaves(loader.data)
-    if loader.collate is not None or not leaves or not all(is_array(a) for a in leaves):
+    return loader.collate is None and bool(leaves) and all(is_array(a) for a in leaves)
+
+
+def _in_memory(loader: DataLoader) -> bool:
+    """True when ``loader``'s arrays fit on the device and are not memory-mapped."""
+    if not _arrays_of(loader):
         return False
-    if any(isinstance(a, np.memmap) for a in leaves):
+    if any(isinstance(a, np.memmap) for a in jax.tree_util.tree_leaves(loader.data)):
         return False
     return policy.nbytes(loader.data) <= policy.budget()
 
@@ -225,8 +234,10 @@ class Loader(Source):
 
     def __init__(self, loader: DataLoader, n_epochs: int) -> None:
         ld = self.loader = loader
-        self.bs, self.nfull = ld.batchsize, ld.nobs // ld.batchsize
+        self.nfull = ld.nobs // ld.batchsize
         self.ntail = ld.nobs % ld.batchsize if ld.partial else 0
+        self.part = (0, 1) if ld.shard is None else ld.shard  # this process's part
+        self.bs, self.ntail = ld.batchsize // self.part[1], self.ntail // self.part[1]
         self.per = len(ld)
         self.skip = ld.position  # restored mid-epoch: the first epoch starts there
         self.total = self.per * n_epochs - self.skip
@@ -272,9 +283,22 @@ class Loader(Source):
             self.rows[e] = row
             e += 1
         if e <= e1:
-            block = ld.next_epochs(e1 + 1 - e)[:, : self.width].astype(np.int32)
-            for i, row in enumerate(block):
+            for i, row in enumerate(self._mine(ld.next_epochs(e1 + 1 - e))):
                 self.rows[e + i] = row
+
+    def _mine(self, orders: np.ndarray) -> np.ndarray:
+        """Whole epochs' observation orders (``DataLoader.next_epochs``) cut to this
+        process's part of each batch (all of it, unsharded): rows of ``width``."""
+        i, n = self.part
+        if n == 1:
+            return orders[:, : self.width].astype(np.int32)
+        k, full = len(orders), self.nfull * self.bs * n
+        batches = orders[:, :full].reshape(k, self.nfull, self.bs * n)
+        tail = orders[:, full : full + self.ntail * n]
+        mine = batches[:, :, i * self.bs : (i + 1) * self.bs].reshape(k, -1)
+        return np.concatenate([mine, tail[:, i * self.ntail : (i + 1) * self.ntail]], 1).astype(
+            np.int32
+        )
 
     def _table(self, e0: int, e1: int) -> tuple[Any, int]:
         """The device table holding epochs ``e0..e1`` (drawn now if new), and its first
@@ -320,14 +344,18 @@ GATHER_BLOCK = 8 << 20  # at most this many bytes of batches in a gathered loade
 
 
 class Gathered(Loader):
-    """A small in-memory DataLoader whose batches are all full: a call's batches are
-    gathered in host memory, in each epoch's order (drawn as ``Loader`` draws it), into
+    """A DataLoader whose batches are gathered in host memory: a small in-memory one, and
+    any over arrays in a multi-process run or with ``shard=`` (each process gathers its own
+    part of every batch, as iterating would give it, and the parts make the global batch).
+
+    A call's batches are gathered in each epoch's order (drawn as ``Loader`` draws it) into
     blocks of a fixed shape ``(cap, batchsize, ...)`` that the program reads in the
     ``"stack"`` layout, a block at a time, so that drawing and gathering the next block
-    overlaps the program running the last one. A step then costs one slice, where
-    ``Loader``'s device table costs index arithmetic and a gather per array: the seed's
-    ``DataLoader((x, y), batchsize=3, shuffle=True)`` runs at 0.6 µs a step, 1.0–1.2× its
-    batches as a list (2.7 µs through the device table)."""
+    overlaps the program running the last one; the short last batch (if any) is a block of
+    its own. A step then costs one slice, where ``Loader``'s device table costs index
+    arithmetic and a gather per array: the seed's ``DataLoader((x, y), batchsize=3,
+    shuffle=True)`` runs at 0.6 µs a step, 1.0–1.2× its batches as a list (2.7 µs through
+    the device table)."""
 
     layout = "stack"
 
@@ -339,23 +367,37 @@ class Gathered(Loader):
 
     def steps(self, run: Any, k: int) -> bool:
         while k > 0:
-            g, n = run.pos + self.skip, min(k, self.cap)
-            e0, e1 = g // self.per, (g + n - 1) // self.per
-            self._draw(e0, e1)
-            self.rows = {e: r for e, r in self.rows.items() if e >= e0}
-            order = np.concatenate([self.rows[e] for e in range(e0, e1 + 1)])
-            start = (g - e0 * self.per) * self.bs
-            idx = order[start : start + n * self.bs].reshape(n, self.bs)
-            block = jax.tree_util.tree_map(lambda a, i=idx: self._block(a[i]), self.host)
+            g = run.pos + self.skip
+            e0, p = divmod(g, self.per)
+            if p < self.nfull:  # full batches (across epochs when there is no short one)
+                n = min(k, self.cap, self.nfull - p if self.ntail else k)
+                e1 = (g + n - 1) // self.per
+                self._draw(e0, e1)
+                self.rows = {e: r for e, r in self.rows.items() if e >= e0}
+                order = np.concatenate([self.rows[e] for e in range(e0, e1 + 1)])
+                idx = order[p * self.bs : (p + n) * self.bs].reshape(n, self.bs)
+                block = self._block(idx, self.cap, run.plan.placement)
+            else:  # the short last batch: a block of one step
+                n, end = 1, self.nfull * self.bs
+                self._draw(e0, e0)
+                block = self._block(
+                    self.rows[e0][None, end : end + self.ntail], 1, run.plan.placement
+                )
             run.call((), block, 0, n, self)
             k -= n
         return True
 
-    def _block(self, steps: np.ndarray) -> np.ndarray:
-        """The batches of some steps (steps × batch × ...) in a block of ``cap`` steps, in
-        host memory: the compiled call copies it in with its other arguments (quicker than
-        a ``jax.device_put`` of its own)."""
-        if len(steps) < self.cap:
-            pad = np.zeros((self.cap - len(steps), *steps.shape[1:]), steps.dtype)
-            steps = np.concatenate([steps, pad])
-        return steps
+    def _block(self, idx: np.ndarray, cap: int, pl: Any) -> Any:
+        """The batches of observations ``idx`` (steps × batch) in a block of ``cap`` steps,
+        in host memory (the compiled call copies it in with its other arguments, quicker
+        than a ``jax.device_put`` of its own); in a multi-process run, the global block."""
+
+        def take(a: np.ndarray) -> np.ndarray:
+            steps = a[idx]
+            if len(steps) < cap:
+                pad = np.zeros((cap - len(steps), *steps.shape[1:]), steps.dtype)
+                steps = np.concatenate([steps, pad])
+            return steps
+
+        block = jax.tree_util.tree_map(take, self.host)
+        return block if pl is None else pl.stacked(block)
