@@ -190,6 +190,7 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
     fused = [np.asarray(p) for p in ps]
     split = _split_run(fx, x, y, pid, nproc)  # the same steps, one call per step
     split_calls = len(calls) - fused_calls
+    warned = _unshared_warning(fx, x, y, pid, nproc)
     local = [(x[i : i + B], y[i : i + B]) for i in range(0, len(x), B)]
     part = B // nproc
     local = [(a[pid * part : (pid + 1) * part], b[pid * part : (pid + 1) * part]) for a, b in local]
@@ -207,9 +208,22 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
             ndev=ndev,
             nglobal=len(jax.devices()),
             calls=[fused_calls, split_calls],
+            warned=warned,
             same=same,
             **arrs,
         )
+
+
+def _unshared_warning(fx, x, y, pid: int, nproc: int) -> str:
+    """What ``train`` warns when a sharded loader trains without ``devices=``."""
+    import warnings
+
+    m = mlp(fx)
+    loader = fx.DataLoader((x, y), batchsize=B, shard=(pid, nproc))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), loader, fx.Descent())
+    return " ".join(str(w.message) for w in seen)
 
 
 def _count_calls() -> list:

@@ -176,6 +176,8 @@ def test_two_processes_match_one_process(two_processes):
     # a sharded DataLoader runs fused (8 steps in one call), and gives the bits of the
     # same steps run one a call
     assert r["calls"].tolist() == [1, 8] and bool(r["same"])
+    # a sharded loader without devices=: each process would train alone; train says so
+    assert "no gradients are combined" in str(r["warned"]), str(r["warned"])
     ref = worker.process_reference(fx)
     np.testing.assert_allclose(r["losses"], ref["losses"], atol=1e-5)
     for i, a in enumerate(ref["params"]):

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import jax
+
 from .. import checks, distributed
 from ..optimise.optax import as_rule
 from . import cache, react
@@ -155,6 +157,8 @@ def train(
     distributed.use(plan, distributed.Placement.from_args(devices, mesh, shard_params))
     if compile and not plan.warned_captured:
         _warn_captured(plan, loss)
+    if plan.placement is None and getattr(data, "shard", None) is not None:
+        _warn_unshared(data)
     sched = LAST_SCHEDULE.get(cb, steps_per_call)
     hist = TrainHistory()
     run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs) if progress else None)
@@ -177,6 +181,19 @@ def train(
     if epochs == 1 and type(data) is list and len(data) == 1:
         REPLAY.keep(run, data, cb)
     return hist
+
+
+def _warn_unshared(loader: Any) -> None:
+    """A sharded DataLoader in a multi-process run without ``devices=``: each process
+    would train its own model on its part of every batch."""
+    if jax.process_count() > 1:
+        warn_once(
+            ("unshared", id(loader)),
+            f"train: the DataLoader has shard={loader.shard}, but train was given no "
+            "devices= or mesh=, so each process trains its own copy of the model on its part "
+            "of every batch and no gradients are combined. Pass devices=jax.devices() to "
+            "train one model on the whole batches.",
+        )
 
 
 def _warn_captured(plan: Plan, loss: Any) -> None:
