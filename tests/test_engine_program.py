@@ -278,16 +278,20 @@ def test_a_repeated_batch_runs_any_span_in_the_one_program():
     assert out[0] == out[1]
 
 
-@pytest.mark.parametrize("shard", [None, (1, 2)])
-def test_a_gathered_loader_gives_the_bits_of_iterating_it(shard, tmp_path):
-    """A small DataLoader with a short last batch, and one with ``shard=`` (this process's
-    part of every batch, as in a multi-process run): fused over several epochs, one step a
-    call, iterated by hand as a generator, and resumed from a checkpoint taken mid-epoch
+@pytest.mark.parametrize("kind", ["small", "sharded", "memory-mapped"])
+def test_a_gathered_loader_gives_the_bits_of_iterating_it(kind, tmp_path):
+    """DataLoaders whose batches are gathered on the host (each with a short last batch): a
+    small one, one with ``shard=`` (this process's part of every batch, as in a
+    multi-process run), one over memory-mapped arrays. Fused over several epochs, one step
+    a call, iterated by hand as a generator, and resumed from a checkpoint taken mid-epoch
     give the same bits."""
     out = []
     for how in ("fused", "one a call", "iterated", "resumed"):
         m, lossf, whole = build("norm")  # 40 observations: batches of 6, a short one of 4
-        loader = fx.DataLoader(whole.data, batchsize=6, shuffle=True, rng=2, shard=shard)
+        data, shard = whole.data, (1, 2) if kind == "sharded" else None
+        if kind == "memory-mapped":
+            data = tuple(_memmap(tmp_path / f"{how}{i}.npy", a) for i, a in enumerate(data))
+        loader = fx.DataLoader(data, batchsize=6, shuffle=True, rng=2, shard=shard)
         state = fx.setup(fx.Adam(0.01), m)
         if how == "fused":
             ck = fx.Checkpointer(tmp_path / "ck", m, state, loader=loader, every=5, keep=9)
@@ -301,6 +305,13 @@ def test_a_gathered_loader_gives_the_bits_of_iterating_it(shard, tmp_path):
             fx.train(lossf, m, loader, state, epochs=3 - loader.epoch)
         out.append(tensors(m, state, loader, tmp_path, how))
     assert all(not same(out[0], o) for o in out[1:]), [same(out[0], o) for o in out[1:]]
+
+
+def _memmap(path, a: np.ndarray) -> np.ndarray:
+    m = np.lib.format.open_memmap(path, mode="w+", dtype=a.dtype, shape=a.shape)
+    m[:] = a
+    m.flush()
+    return np.load(path, mmap_mode="r")
 
 
 def test_a_new_learning_rate_compiles_nothing_and_takes_effect(compiles):

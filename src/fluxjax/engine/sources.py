@@ -4,16 +4,16 @@ Each source turns "the next ``k`` steps" into calls of the plan's program (``Run
 with the data in the program's layout (see ``program``):
 
 * ``Stream``: any iterable (a generator, ``itertools.repeat``, batches of unequal shapes,
-  data too large for the device, a loader with ``collate``): each batch is one call,
-  layout ``"one"``.
+  a loader with ``collate``): each batch is one call, layout ``"one"``.
 * ``One``: a list of one batch: ``k`` steps on it in one call, layout ``"one"`` (the same
   compiled program a stream of batches of that shape uses).
 * ``Stacked``: a list of equally shaped batches, stacked on the device, layout ``"stack"``.
 * ``Loader``: a DataLoader over arrays in memory: its arrays on the device and a table of
   each epoch's observation order, drawn when the run reaches that epoch (exactly as
   iterating would draw it), layout ``"rows"``.
-* ``Gathered``: a small DataLoader, or one in a multi-process run or with ``shard=``: each
-  call's batches gathered in host memory (this process's part of each), layout ``"stack"``.
+* ``Gathered``: a small DataLoader; one too large for the device or memory-mapped; one in
+  a multi-process run or with ``shard=``: each call's batches gathered in host memory (this
+  process's part of each), a block at a time, layout ``"stack"``.
 
 A source never changes the run's counters: ``steps(run, k)`` makes the calls (which
 count), and ``where(pos)`` says which epoch and batch a position is.
@@ -47,15 +47,15 @@ def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool)
     if compiled and not plan.empty:
         if seen:
             return One(data[0], n_epochs, seen=True)  # the tutorial's loop: the last batch
-        if isinstance(data, DataLoader):
+        if isinstance(data, DataLoader) and _arrays_of(data):
             pl = plan.placement
             if data.shard is not None or (pl is not None and pl.multiprocess):
-                if _arrays_of(data):  # each process gathers its own part of every batch
-                    return Gathered(data, n_epochs)
-            elif _in_memory(data):
-                if policy.nbytes(data.data) <= GATHER_MAX and pl is None:
-                    return Gathered(data, n_epochs)
-                return Loader(data, n_epochs)
+                return Gathered(data, n_epochs)  # each process gathers its part of a batch
+            if not _on_device(data):  # memory-mapped, or over the device budget
+                return Gathered(data, n_epochs)
+            if policy.nbytes(data.data) <= GATHER_MAX and pl is None:
+                return Gathered(data, n_epochs)
+            return Loader(data, n_epochs)
         elif isinstance(data, list | tuple) and data and _arrays(data[0]):
             sig = signature(data[0])
             if all(signature(b) == sig for b in data[1:]):
@@ -85,10 +85,8 @@ def _arrays_of(loader: DataLoader) -> bool:
     return loader.collate is None and bool(leaves) and all(is_array(a) for a in leaves)
 
 
-def _in_memory(loader: DataLoader) -> bool:
-    """True when ``loader``'s arrays fit on the device and are not memory-mapped."""
-    if not _arrays_of(loader):
-        return False
+def _on_device(loader: DataLoader) -> bool:
+    """True when ``loader``'s arrays fit the device budget and are not memory-mapped."""
     if any(isinstance(a, np.memmap) for a in jax.tree_util.tree_leaves(loader.data)):
         return False
     return policy.nbytes(loader.data) <= policy.budget()
@@ -344,9 +342,10 @@ GATHER_BLOCK = 8 << 20  # at most this many bytes of batches in a gathered loade
 
 
 class Gathered(Loader):
-    """A DataLoader whose batches are gathered in host memory: a small in-memory one, and
-    any over arrays in a multi-process run or with ``shard=`` (each process gathers its own
-    part of every batch, as iterating would give it, and the parts make the global batch).
+    """A DataLoader whose batches are gathered in host memory: a small one; one too large
+    for the device or memory-mapped (only the rows of each block are read); and any over
+    arrays in a multi-process run or with ``shard=`` (each process gathers its own part of
+    every batch, as iterating would give it, and the parts make the global batch).
 
     A call's batches are gathered in each epoch's order (drawn as ``Loader`` draws it) into
     blocks of a fixed shape ``(cap, batchsize, ...)`` that the program reads in the
