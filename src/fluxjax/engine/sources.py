@@ -52,7 +52,9 @@ def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool)
             if data.shard is not None or (pl is not None and pl.multiprocess):
                 return Gathered(data, n_epochs)  # each process gathers its part of a batch
             if not _on_device(data):  # memory-mapped, or over the device budget
-                return Gathered(data, n_epochs)
+                if all(isinstance(a, np.ndarray) for a in jax.tree_util.tree_leaves(data.data)):
+                    return Gathered(data, n_epochs)  # (device arrays: batch by batch)
+                return Stream(data, n_epochs)
             if policy.nbytes(data.data) <= GATHER_MAX and pl is None:
                 return Gathered(data, n_epochs)
             return Loader(data, n_epochs)
