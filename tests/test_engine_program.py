@@ -282,10 +282,12 @@ def test_a_repeated_batch_runs_any_span_in_the_one_program():
 def test_a_gathered_loader_gives_the_bits_of_iterating_it(kind, tmp_path):
     """DataLoaders whose batches are gathered on the host (each with a short last batch): a
     small one, one with ``shard=`` (this process's part of every batch, as in a
-    multi-process run), one over memory-mapped arrays. Fused over several epochs, one step
-    a call, iterated by hand as a generator, and resumed from a checkpoint taken mid-epoch
-    give the same bits."""
+    multi-process run), one over memory-mapped arrays (in the lone-step form: a call's
+    steps each a call of the program, over a block put on the device once). Fused over
+    several epochs, one step a call, iterated by hand as a generator, and resumed from a
+    checkpoint taken mid-epoch give the same bits."""
     out = []
+    kw = {"fuse": False} if kind == "memory-mapped" else {}
     for how in ("fused", "one a call", "iterated", "resumed"):
         m, lossf, whole = build("norm")  # 40 observations: batches of 6, a short one of 4
         data, shard = whole.data, (1, 2) if kind == "sharded" else None
@@ -295,14 +297,14 @@ def test_a_gathered_loader_gives_the_bits_of_iterating_it(kind, tmp_path):
         state = fx.setup(fx.Adam(0.01), m)
         if how == "fused":
             ck = fx.Checkpointer(tmp_path / "ck", m, state, loader=loader, every=5, keep=9)
-            fx.train(lossf, m, loader, state, epochs=3, cb=ck)
+            fx.train(lossf, m, loader, state, epochs=3, cb=ck, **kw)
         elif how == "one a call":
-            fx.train(lossf, m, loader, state, epochs=3, cb=lambda: None)
+            fx.train(lossf, m, loader, state, epochs=3, cb=lambda: None, **kw)
         elif how == "iterated":
-            fx.train(lossf, m, (b for _ in range(3) for b in loader), state)
+            fx.train(lossf, m, (b for _ in range(3) for b in loader), state, **kw)
         else:  # from step 5 of the first run (epoch 1, batch 5 of 7)
             fx.load(tmp_path / "ck" / "checkpoint-00000005.safetensors", m, state, loader=loader)
-            fx.train(lossf, m, loader, state, epochs=3 - loader.epoch)
+            fx.train(lossf, m, loader, state, epochs=3 - loader.epoch, **kw)
         out.append(tensors(m, state, loader, tmp_path, how))
     assert all(not same(out[0], o) for o in out[1:]), [same(out[0], o) for o in out[1:]]
 

@@ -78,6 +78,10 @@ def _device_sel(sel: Any) -> Any:
     return (sel[0], INTS(sel[1])) if isinstance(sel, tuple) else INTS(sel)
 
 
+def _to_device(a: Any) -> Any:
+    return jax.device_put(a) if isinstance(a, np.ndarray) else a
+
+
 def _lazy(status: Any, index: int) -> Any:
     """A zero-argument function reading one loss of a call's status vector (only when
     called; through host memory, which compiles nothing)."""
@@ -176,6 +180,8 @@ class Run:
             plan.choose_form(self.fuse, program.batch_spec(src.layout, static, data))
         fn = plan.program(src.layout, *static)
         if plan.form == "step":
+            if n > 1:  # host data (a gathered block): copied to the device once, not each step
+                data = jax.tree_util.tree_map(_to_device, data)
             for j in range(n):
                 self._invoke(fn, static, data, _later(sel, j), 1, src)
             return None
