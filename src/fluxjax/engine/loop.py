@@ -29,6 +29,7 @@ from typing import Any
 import jax
 
 from .. import checks, distributed
+from ..data import DataLoader
 from ..optimise.optax import as_rule
 from . import cache, react
 from .history import TrainHistory
@@ -157,7 +158,7 @@ def train(
     distributed.use(plan, distributed.Placement.from_args(devices, mesh, shard_params))
     if compile and not plan.warned_captured:
         _warn_captured(plan, loss)
-    if plan.placement is None and getattr(data, "shard", None) is not None:
+    if plan.placement is None and isinstance(data, DataLoader) and data.shard is not None:
         _warn_unshared(data)
     sched = LAST_SCHEDULE.get(cb, steps_per_call)
     hist = TrainHistory()
