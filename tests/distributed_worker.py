@@ -191,6 +191,7 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
     split = _split_run(fx, x, y, pid, nproc)  # the same steps, one call per step
     split_calls = len(calls) - fused_calls
     warned = _unshared_warning(fx, x, y, pid, nproc)
+    unequal = _unequal_loaders(fx, x, y, pid, nproc)
     local = [(x[i : i + B], y[i : i + B]) for i in range(0, len(x), B)]
     part = B // nproc
     local = [(a[pid * part : (pid + 1) * part], b[pid * part : (pid + 1) * part]) for a, b in local]
@@ -209,6 +210,7 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
             nglobal=len(jax.devices()),
             calls=[fused_calls, split_calls],
             warned=warned,
+            unequal=unequal,
             same=same,
             **arrs,
         )
@@ -224,6 +226,23 @@ def _unshared_warning(fx, x, y, pid: int, nproc: int) -> str:
         warnings.simplefilter("always")
         fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), loader, fx.Descent())
     return " ".join(str(w.message) for w in seen)
+
+
+def _unequal_loaders(fx, x, y, pid: int, nproc: int) -> str:
+    """The error when the processes' loaders would take different steps (process 1 over
+    fewer observations): raised in every process instead of a hang."""
+    import jax
+
+    m = mlp(fx)
+    n = len(x) if pid == 0 else len(x) - B
+    loader = fx.DataLoader((x[:n], y[:n]), batchsize=B, shard=(pid, nproc))
+    try:
+        fx.train(
+            lambda x, y: fx.mse(m(x), y), fx.params(m), loader, fx.Descent(), devices=jax.devices()
+        )
+    except ValueError as e:
+        return str(e)
+    return "no error"
 
 
 def _count_calls() -> list:

@@ -178,6 +178,9 @@ def test_two_processes_match_one_process(two_processes):
     assert r["calls"].tolist() == [1, 8] and bool(r["same"])
     # a sharded loader without devices=: each process would train alone; train says so
     assert "no gradients are combined" in str(r["warned"]), str(r["warned"])
+    # loaders that would take different steps: an error naming what differs, not a hang
+    unequal = str(r["unequal"])
+    assert "differ in nobs" in unequal and "process 1: nobs=48" in unequal, unequal
     ref = worker.process_reference(fx)
     np.testing.assert_allclose(r["losses"], ref["losses"], atol=1e-5)
     for i, a in enumerate(ref["params"]):

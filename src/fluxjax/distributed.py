@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -382,3 +383,51 @@ def loader_data(placement: Placement, loader: Any, data: Any) -> Any:
         cached = (data, placement, placement.replicate(data))
         loader.__dict__["_fx_placed"] = cached
     return cached[2]
+
+
+def same_loader(loader: Any) -> None:
+    """In a multi-process run, check once per loader that every process's ``DataLoader``
+    takes the same steps: the same observation count, batch size, shuffling, place in its
+    epochs and shard count, and batch arrays of the same trailing shapes and dtypes (one
+    small all-gather). Otherwise a process would wait in a collective that the others never
+    reach; this raises a ``ValueError`` naming what differs instead.
+
+    >>> import numpy as np, fluxjax as fx
+    >>> fx.distributed.same_loader(fx.DataLoader(np.arange(4)))  # one process: nothing to do
+    """
+    if loader.__dict__.get("_fx_same") or jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    leaves = jax.tree_util.tree_leaves(loader.data)
+    arrays = repr([(np.shape(a)[1:], str(getattr(a, "dtype", type(a)))) for a in leaves])
+    fields = {
+        "nobs": loader.nobs,
+        "batchsize": loader.batchsize,
+        "shuffle": int(loader.shuffle),
+        "partial": int(loader.partial),
+        "epoch": loader.epoch,
+        "position": loader.position,
+        "shard count": 1 if loader.shard is None else loader.shard[1],
+        # (Python's hash differs between processes)
+        "arrays": zlib.crc32(arrays.encode()) & 0x7FFFFFFF,
+    }
+    mine = np.array(list(fields.values()), np.int32)
+    every = np.asarray(multihost_utils.process_allgather(mine))
+    differ = [k for i, k in enumerate(fields) if (every[:, i] != every[0, i]).any()]
+    if differ:
+        shown = [(i, k) for i, k in enumerate(fields) if k in differ and k != "arrays"]
+        seen = [
+            f"process {p}: " + ", ".join(f"{k}={every[p, i]}" for i, k in shown)
+            for p in range(len(every))
+        ]
+        if "arrays" in differ:
+            seen.append("the batch arrays differ in trailing shape or dtype")
+        raise ValueError(
+            f"train: the DataLoaders of the processes differ in {', '.join(differ)} "
+            f"({'; '.join(x for x in seen if not x.endswith(': '))}), so the processes would "
+            "take different steps and wait for each other forever. Build the same "
+            "DataLoader in every process, over the same data, with "
+            "shard=(jax.process_index(), jax.process_count())."
+        )
+    loader.__dict__["_fx_same"] = True

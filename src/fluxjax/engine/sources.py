@@ -44,6 +44,9 @@ def signature(batch: Any) -> tuple[Any, ...]:
 def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool) -> Any:
     """The source for ``data`` over ``n_epochs`` epochs (``seen``: a list holding the very
     batch of the plan's last call)."""
+    if isinstance(data, DataLoader) and plan.placement is not None:
+        if plan.placement.multiprocess:
+            distributed.same_loader(data)  # the same steps in every process, or an error
     if compiled and not plan.empty:
         if seen:
             return One(data[0], n_epochs, seen=True)  # the tutorial's loop: the last batch
