@@ -400,7 +400,9 @@ def same_loader(loader: Any) -> None:
     from jax.experimental import multihost_utils
 
     leaves = jax.tree_util.tree_leaves(loader.data)
-    arrays = repr([(np.shape(a)[1:], str(getattr(a, "dtype", type(a)))) for a in leaves])
+    arrays = repr(  # (the first leaves: a collate loader's data may be many objects)
+        [len(leaves), *((np.shape(a)[1:], str(getattr(a, "dtype", type(a)))) for a in leaves[:16])]
+    )
     fields = {
         "nobs": loader.nobs,
         "batchsize": loader.batchsize,
