@@ -388,9 +388,9 @@ def loader_data(placement: Placement, loader: Any, data: Any) -> Any:
 def same_loader(loader: Any) -> None:
     """In a multi-process run, check once per loader that every process's ``DataLoader``
     takes the same steps: the same observation count, batch size, shuffling, place in its
-    epochs and shard count, and batch arrays of the same trailing shapes and dtypes (one
-    small all-gather). Otherwise a process would wait in a collective that the others never
-    reach; this raises a ``ValueError`` naming what differs instead.
+    epochs and shard count, and (without ``collate``) arrays of the same trailing shapes and
+    dtypes (one small all-gather). Otherwise a process would wait in a collective that the
+    others never reach; this raises a ``ValueError`` naming what differs instead.
 
     >>> import numpy as np, fluxjax as fx
     >>> fx.distributed.same_loader(fx.DataLoader(np.arange(4)))  # one process: nothing to do
@@ -399,10 +399,10 @@ def same_loader(loader: Any) -> None:
         return
     from jax.experimental import multihost_utils
 
-    leaves = jax.tree_util.tree_leaves(loader.data)
-    arrays = repr(  # (the first leaves: a collate loader's data may be many objects)
-        [len(leaves), *((np.shape(a)[1:], str(getattr(a, "dtype", type(a)))) for a in leaves[:16])]
-    )
+    # the batch arrays' trailing shapes and dtypes (a collate loader's batches are made by
+    # its function, so only its counts are compared)
+    leaves = [] if loader.collate is not None else jax.tree_util.tree_leaves(loader.data)
+    arrays = repr([(np.shape(a)[1:], str(getattr(a, "dtype", type(a)))) for a in leaves])
     fields = {
         "nobs": loader.nobs,
         "batchsize": loader.batchsize,
