@@ -180,7 +180,8 @@ def test_two_processes_match_one_process(two_processes):
     assert "no gradients are combined" in str(r["warned"]), str(r["warned"])
     # loaders that would take different steps: an error naming what differs, not a hang
     unequal = str(r["unequal"])
-    assert "differ in nobs" in unequal and "process 1: nobs=48" in unequal, unequal
+    assert "differ in batches per epoch, nobs" in unequal, unequal
+    assert "process 1: batches per epoch=3, nobs=48" in unequal, unequal
     ref = worker.process_reference(fx)
     np.testing.assert_allclose(r["losses"], ref["losses"], atol=1e-5)
     for i, a in enumerate(ref["params"]):

@@ -387,9 +387,10 @@ def loader_data(placement: Placement, loader: Any, data: Any) -> Any:
 
 def same_loader(loader: Any) -> None:
     """In a multi-process run, check once per loader that every process's ``DataLoader``
-    takes the same steps: the same observation count, batch size, shuffling, place in its
-    epochs and shard count, and (without ``collate``) arrays of the same trailing shapes and
-    dtypes (one small all-gather). Otherwise a process would wait in a collective that the
+    takes the same steps: as many batches an epoch, of the same sizes, the same place in its
+    epochs, the same shard count (and for ``shard=``, the same observation count and
+    shuffling), and (without ``collate``) arrays of the same trailing shapes and dtypes (one
+    small all-gather). Otherwise a process would wait in a collective that the
     others never reach; this raises a ``ValueError`` naming what differs instead.
 
     >>> import numpy as np, fluxjax as fx
@@ -403,14 +404,16 @@ def same_loader(loader: Any) -> None:
     # its function, so only its counts are compared)
     leaves = [] if loader.collate is not None else jax.tree_util.tree_leaves(loader.data)
     arrays = repr([(np.shape(a)[1:], str(getattr(a, "dtype", type(a)))) for a in leaves])
+    sharded = loader.shard is not None  # parts of the same data: the same data, shuffled alike
     fields = {
-        "nobs": loader.nobs,
+        "batches per epoch": len(loader),
         "batchsize": loader.batchsize,
-        "shuffle": int(loader.shuffle),
-        "partial": int(loader.partial),
+        "short last batch": loader.nobs % loader.batchsize if loader.partial else 0,
         "epoch": loader.epoch,
         "position": loader.position,
-        "shard count": 1 if loader.shard is None else loader.shard[1],
+        "shard count": loader.shard[1] if sharded else 1,
+        "nobs": loader.nobs if sharded else -1,
+        "shuffle": int(loader.shuffle) if sharded else -1,
         # (Python's hash differs between processes)
         "arrays": zlib.crc32(arrays.encode()) & 0x7FFFFFFF,
     }
