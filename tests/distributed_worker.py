@@ -185,8 +185,12 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
     ps = fx.params(m)
     loader = fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=1, shard=(pid, nproc))
     calls = _count_calls()
+    compiled: list = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, *a, **k: compiled.append(name == COMPILE_EVENT)
+    )
     h = fx.train(loss, ps, loader, opt, epochs=2, devices=jax.devices())  # fused
-    fused_calls = len(calls)
+    fused_calls, fused_compiles = len(calls), sum(compiled)
     fused = [np.asarray(p) for p in ps]
     split = _split_run(fx, x, y, pid, nproc)  # the same steps, one call per step
     split_calls = len(calls) - fused_calls
@@ -209,11 +213,15 @@ def process(out: str, port: int, pid: int, nproc: int) -> None:
             ndev=ndev,
             nglobal=len(jax.devices()),
             calls=[fused_calls, split_calls],
+            compiles=fused_compiles,
             warned=warned,
             unequal=unequal,
             same=same,
             **arrs,
         )
+
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # (as tests/conftest.py)
 
 
 def _unshared_warning(fx, x, y, pid: int, nproc: int) -> str:

@@ -176,6 +176,7 @@ def test_two_processes_match_one_process(two_processes):
     # a sharded DataLoader runs fused (8 steps in one call), and gives the bits of the
     # same steps run one a call
     assert r["calls"].tolist() == [1, 8] and bool(r["same"])
+    assert int(r["compiles"]) == 1  # the program; comparing the loaders compiles nothing
     # a sharded loader without devices=: each process would train alone; train says so
     assert "no gradients are combined" in str(r["warned"]), str(r["warned"])
     # loaders that would take different steps: an error naming what differs, not a hang

@@ -20,11 +20,13 @@ True
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax._src.distributed as jax_distributed  # the coordination service's client
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -398,8 +400,6 @@ def same_loader(loader: Any) -> None:
     """
     if loader.__dict__.get("_fx_same") or jax.process_count() == 1:
         return
-    from jax.experimental import multihost_utils
-
     # the batch arrays' trailing shapes and dtypes (a collate loader's batches are made by
     # its function, so only its counts are compared)
     leaves = [] if loader.collate is not None else jax.tree_util.tree_leaves(loader.data)
@@ -417,8 +417,7 @@ def same_loader(loader: Any) -> None:
         # (Python's hash differs between processes)
         "arrays": zlib.crc32(arrays.encode()) & 0x7FFFFFFF,
     }
-    mine = np.array(list(fields.values()), np.int32)
-    every = np.asarray(multihost_utils.process_allgather(mine))
+    every = _gather_ints(list(fields.values()))
     differ = [k for i, k in enumerate(fields) if (every[:, i] != every[0, i]).any()]
     if differ:
         shown = [(i, k) for i, k in enumerate(fields) if k in differ and k != "arrays"]
@@ -436,3 +435,27 @@ def same_loader(loader: Any) -> None:
             "shard=(jax.process_index(), jax.process_count())."
         )
     loader.__dict__["_fx_same"] = True
+
+
+_GATHERS = itertools.count()  # every process gathers in the same order: the same keys
+
+
+def _gather_ints(values: list[int]) -> np.ndarray:
+    """Every process's ``values``, one row a process in process order, through the
+    coordination service's key-value store, which compiles nothing (JAX's
+    ``process_allgather``, used where that store is not reachable, compiles an all-gather)."""
+    client = getattr(getattr(jax_distributed, "global_state", None), "client", None)
+    if client is None:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(np.array(values, np.int32)))
+    key = f"fluxjax/gather/{next(_GATHERS)}"
+    client.key_value_set(f"{key}/{jax.process_index()}", ",".join(map(str, values)))
+    rows = [
+        client.blocking_key_value_get(f"{key}/{p}", GATHER_TIMEOUT_MS)
+        for p in range(jax.process_count())
+    ]
+    return np.array([[int(v) for v in r.split(",")] for r in rows], np.int64)
+
+
+GATHER_TIMEOUT_MS = 10 * 60 * 1000  # a process that never reaches the check: an error then
