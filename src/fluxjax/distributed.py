@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax._src.distributed as jax_distributed  # the coordination service's client
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -444,7 +443,12 @@ def _gather_ints(values: list[int]) -> np.ndarray:
     """Every process's ``values``, one row a process in process order, through the
     coordination service's key-value store, which compiles nothing (JAX's
     ``process_allgather``, used where that store is not reachable, compiles an all-gather)."""
-    client = getattr(getattr(jax_distributed, "global_state", None), "client", None)
+    try:  # the client jax.distributed.initialize made (JAX keeps it in a private module)
+        from jax._src.distributed import global_state
+
+        client = global_state.client
+    except (ImportError, AttributeError):
+        client = None
     if client is None:
         from jax.experimental import multihost_utils
 
