@@ -1,6 +1,7 @@
 """The optimiser interface: setup/update in both styles, for every rule; a user's own rule
 everywhere; tied weights; freeze/thaw; adjust; errors."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -138,11 +139,19 @@ def test_freeze_thaw_and_adjust():
 
 def test_clipnorm_throw_refuses_a_non_finite_gradient():
     m = fx.Dense(jnp.array([[1.0]]), jnp.array([0.0]))
-    state = fx.setup(fx.OptimiserChain(fx.ClipNorm(1.0), fx.Descent()), m)
+    state = fx.setup(fx.OptimiserChain(fx.ClipNorm(1.0), fx.Adam()), m)
     g = fx.Dense(jnp.array([[jnp.inf]]), jnp.array([1.0]))
     with pytest.raises(FloatingPointError, match=r"Dense.weight.*no parameter was changed"):
         fx.update(state, m, g)
+    # all or nothing: the bias's finite gradient changed neither the bias nor its moments
     np.testing.assert_array_equal(m.weight, [[1.0]])
+    np.testing.assert_array_equal(m.bias, [0.0])
+    for a in jax.tree_util.tree_leaves(state.bias.state[1][:2]):
+        np.testing.assert_array_equal(a, np.zeros_like(a))
+    # the next, finite update is Adam's first step: x - eta·sign(g) (bias-corrected moments)
+    fx.update(state, m, fx.Dense(jnp.array([[0.5]]), jnp.array([1.0])))
+    np.testing.assert_allclose(m.weight, [[1.0 - 1e-3]], rtol=1e-5)
+    np.testing.assert_allclose(m.bias, [-1e-3], rtol=1e-4)
 
 
 def test_update_argument_errors():

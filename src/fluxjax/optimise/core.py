@@ -4,6 +4,7 @@ gradient and its state (``apply_one``), and to a list of them in one compiled ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -88,16 +89,22 @@ def apply_rules(
     rules: RulesKey, states: list[Any], xs: list[Any], gs: list[Any], ts: list[Any]
 ) -> tuple[list[Any], list[Any], list[Any], Any]:
     """Apply ``rules.rules[i]`` to parameter ``i``; returns new arrays, states, counters and
-    the index of the first parameter whose rule reported an error (-1 when none)."""
+    the index of the first parameter whose rule reported an error (-1 when none), or None
+    when no rule can report one. When one does, every array, state and counter comes back
+    unchanged (an update is all or nothing)."""
     new_xs, new_states, new_ts = [], [], []
-    first_err = jnp.asarray(-1, jnp.int32)
+    first_err = None
     for i, (r, s, x, g, t) in enumerate(zip(see_all(rules.rules, gs), states, xs, gs, ts)):
         nx, ns, nt, err = apply_one(r, s, x, g, t)
         new_xs.append(nx)
         new_states.append(ns)
         new_ts.append(nt)
         if err is not None:
+            first_err = jnp.asarray(-1, jnp.int32) if first_err is None else first_err
             first_err = jnp.where((first_err < 0) & err, i, first_err)
+    if first_err is not None:
+        failed = first_err >= 0
+        new_xs, new_states, new_ts = _where(failed, (xs, states, ts), (new_xs, new_states, new_ts))
     return new_xs, new_states, new_ts, first_err
 
 
@@ -111,7 +118,15 @@ def run_rules(
     gs: list[Any],
     ts: list[Any],
     labels: list[str],
-) -> tuple[list[Any], list[Any], list[Any]]:
+) -> tuple[list[Any], list[Any], list[Any], Callable[[], None]]:
+    """``apply_rules`` compiled, and ``check``: call it after installing the results, and it
+    raises when a rule refused its gradient (then the results equal the inputs).
+
+    Installing first lets the old arrays go before the host waits: their memory is freed
+    when the update has run, off the calling thread (a 10M-parameter Adam update took 1.15x
+    optax's jitted update when the host freed them, 1.06-1.10x after). Without a rule that
+    can refuse (Adam, Descent, ...), nothing waits at all: the update runs while Python
+    goes on."""
     for x, g, label in zip(xs, gs, labels):
         if g is None:
             continue
@@ -121,11 +136,14 @@ def run_rules(
                 f"parameter has shape {tuple(jnp.shape(x))}."
             )
     new_xs, new_states, new_ts, err = _apply_jit(RulesKey(tuple(rules)), states, xs, gs, ts)
-    i = int(err)
-    if i >= 0:
-        raise FloatingPointError(
-            f"update: {rules[i]!r} refused the gradient of {labels[i]} (its norm is not "
-            "finite); no parameter was changed. Chain fx.SkipNonFinite() first to skip such "
-            "steps, or pass throw=False."
-        )
-    return new_xs, new_states, new_ts
+
+    def check() -> None:
+        i = -1 if err is None else int(err)
+        if i >= 0:
+            raise FloatingPointError(
+                f"update: {rules[i]!r} refused the gradient of {labels[i]} (its norm is not "
+                "finite); no parameter was changed. Chain fx.SkipNonFinite() first to skip "
+                "such steps, or pass throw=False."
+            )
+
+    return new_xs, new_states, new_ts, check

@@ -62,7 +62,7 @@ def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[
     ls = [leaves[k] for k in todo]
     xs = [slots[k][0].get() for k in todo]
     try:
-        new_xs, new_states, new_ts = run_rules(
+        new_xs, new_states, new_ts, check = run_rules(
             [lf.rule for lf in ls],
             [lf.state for lf in ls],
             xs,
@@ -78,6 +78,7 @@ def _update_explicit(state: OptimiserState, model: Module, grads: Any) -> tuple[
         lf.state, lf.t = s, t
         for slot in slots[k]:
             slot.set(x)
+    check()  # after the old arrays were let go; a refused update changed nothing
     return state, model
 
 
@@ -88,7 +89,7 @@ def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:
         return ps
     entries = [p for p, _ in pairs]
     recs = implicit_state(opt, entries)
-    new_xs, new_states, new_ts = run_rules(
+    new_xs, new_states, new_ts, check = run_rules(
         [opt] * len(entries),
         [r.state for r in recs],
         [p.get() for p in entries],
@@ -99,6 +100,7 @@ def _update_implicit(opt: Rule, ps: Params, gs: Grads) -> Params:
     for p, rec, x, s, t in zip(entries, recs, new_xs, new_states, new_ts):
         rec.state, rec.t = s, t
         p.set(x)
+    check()
     return ps
 
 
