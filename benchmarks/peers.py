@@ -167,7 +167,8 @@ def mlp_scan(widths: tuple[int, ...], steps: int, B: int) -> Callable[[], None]:
 
 
 def optax_adam_update(m, g) -> Callable[[], None]:
-    """One jitted optax Adam update over a Dense layer's arrays."""
+    """One jitted optax Adam update over a Dense layer's arrays (not waited for: the timed
+    loop waits once, after its last update)."""
     params = {"w": jnp.array(m.weight), "b": jnp.array(m.bias)}
     grads = {"w": g.weight, "b": g.bias}
     tx = optax.adam(1e-3)
@@ -181,6 +182,6 @@ def optax_adam_update(m, g) -> Callable[[], None]:
 
     def run():
         box[0], box[1] = step(box[0], box[1], grads)
-        box[0]["w"].block_until_ready()
 
+    run.result = lambda: box[0]["w"]  # type: ignore[attr-defined]
     return run

@@ -123,10 +123,10 @@ def run_rules(
     raises when a rule refused its gradient (then the results equal the inputs).
 
     Installing first lets the old arrays go before the host waits: their memory is freed
-    when the update has run, off the calling thread (a 10M-parameter Adam update took 1.15x
-    optax's jitted update when the host freed them, 1.06-1.10x after). Without a rule that
-    can refuse (Adam, Descent, ...), nothing waits at all: the update runs while Python
-    goes on."""
+    when the update has run, off the calling thread. Without a rule that can refuse (Adam,
+    Descent, ...), nothing waits at all: the update runs while Python goes on to the next
+    gradient, as in a hand-written JAX loop (8 Adam updates of 10M parameters in a row:
+    1.00-1.06x optax's jitted update when each waited, 0.95-0.98x now)."""
     for x, g, label in zip(xs, gs, labels):
         if g is None:
             continue
