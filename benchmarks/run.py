@@ -21,7 +21,7 @@ Sections:
   keras     Keras 3 fit (JAX backend, its own process) beside the seed fit and the MLP
   first     the first train call in a fresh process (compile included) against a hand loop
   sweep     784-w-w-10 for w = 16 ... 2048: step by step and fused against the jitted step
-  adam      one Adam update over 10 million parameters: fx.update against optax
+  adam      Adam updates over 10 million parameters, 8 in a row: fx.update against optax
   scale     (not in the default set) the MLP on 1, 2, 4 simulated devices: benchmarks/scale.py
   layers    (not in the default set) the CNN and the LSTM: benchmarks/layers.py
 """
