@@ -310,7 +310,7 @@ def test_empty_params_run_the_loss_each_step_like_flux():
     assert i["n"] == 8
 
 
-def test_caches_do_not_keep_callbacks_or_models_alive():
+def test_caches_let_go_of_callbacks_stay_bounded_and_clear():
     import gc
     import weakref
 
@@ -332,3 +332,14 @@ def test_caches_do_not_keep_callbacks_or_models_alive():
         mm = model()
         fx.train(lambda x, y, mm=mm: fx.mse(mm(x), y), fx.params(mm), LIST[:1], fx.Descent(ETA))
     assert len(cache.PLANS) <= cache.MAX_PLANS
+    # a plan holds its model (and, small, its parameters packed): fx.clear_caches gives
+    # them back and lets go, and training the kept objects goes on where it was
+    w_before = np.asarray(m.weight)
+    mref = weakref.ref(mm)
+    del mm
+    fx.clear_caches()
+    gc.collect()
+    assert mref() is None and not cache.PLANS
+    np.testing.assert_array_equal(m.weight, w_before)
+    fx.train(loss, ps, LIST, opt)
+    assert not np.array_equal(np.asarray(m.weight), w_before)

@@ -19,9 +19,9 @@
 the same name would be shadowed by it.)
 """
 
-from .cache import explain
+from .cache import clear_caches, explain
 from .history import TrainHistory
 from .loop import epochs, train
 from .step import skip_when
 
-__all__ = ["train", "epochs", "skip_when", "explain", "TrainHistory"]
+__all__ = ["train", "epochs", "skip_when", "explain", "clear_caches", "TrainHistory"]

@@ -166,12 +166,32 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
     return plan
 
 
-def forget() -> None:
-    """Drop every cached plan (giving their optimiser state back): for tests and memory."""
+def clear_caches() -> None:
+    """Drop every training plan ``train`` keeps, with its compiled program and the data it
+    stacked on the device, after giving the parameters and the optimiser state back to the
+    model and the optimiser. A model and data no longer referenced elsewhere can then be
+    freed: ``train`` keeps the plans of its last 64 (loss, model, optimiser) combinations,
+    and a plan holds its model. The next ``train`` call builds and compiles its plan again;
+    nothing else changes (the optimiser's moments and step counts carry on).
+
+    >>> import gc, weakref, jax.numpy as jnp, fluxjax as fx
+    >>> m, x = fx.Dense(1, 1), jnp.ones((2, 1))
+    >>> _ = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, x)], fx.Adam())
+    >>> alive = weakref.ref(m)
+    >>> del m
+    >>> fx.clear_caches(); _ = gc.collect()
+    >>> alive() is None
+    True
+    """
+    from .plan import LIVE
+    from .run import REPLAY  # (run imports this module)
+
+    LIVE.settle()  # a plan holding a model's parameters packed gives them back first
     for plan in PLANS.values():
         plan.flush()
     PLANS.clear()
     LAST.clear()
+    REPLAY.clear()
 
 
 def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:

@@ -310,6 +310,10 @@ class Replay:
         self.cb: Any = None
         self.fn: Any = None
 
+    def clear(self) -> None:
+        """Keep nothing (``cache.clear_caches``)."""
+        self.run = self.cb = self.fn = None
+
     def keep(self, run: Run, data: Any, cb: Any) -> None:
         """Keep ``run`` (just finished) for replaying, if it is a replayable call."""
         plan, sched = run.plan, run.sched
