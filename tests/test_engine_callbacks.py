@@ -310,6 +310,27 @@ def test_empty_params_run_the_loss_each_step_like_flux():
     assert i["n"] == 8
 
 
+def test_models_made_anew_over_one_list_share_its_stack_until_it_goes():
+    """A list of JAX batches is stacked on the device once for every plan that trains on
+    it (a model made anew each run adds no copy), and the stack goes with the list."""
+    import gc
+
+    from fluxjax.engine.sources import STACKS
+
+    STACKS.clear()
+    batches = [(jnp.asarray(x), jnp.asarray(y)) for x, y in LIST]
+    stacks = []
+    for _ in range(3):
+        m = model()
+        fx.train(lambda x, y, m=m: fx.mse(m(x), y), fx.params(m), batches, fx.Descent(ETA))
+        assert len(STACKS.entries) == 1
+        stacks.append(next(iter(STACKS.entries.values()))[1])
+    assert stacks[0] is stacks[1] is stacks[2]
+    del batches, stacks
+    gc.collect()
+    assert not STACKS.entries
+
+
 def test_caches_let_go_of_callbacks_stay_bounded_and_clear():
     import gc
     import weakref

@@ -345,7 +345,6 @@ def use(plan: Any, placement: Placement | None) -> None:
     if plan.placement != placement:
         plan.placement = placement
         plan.programs = {}  # compiled again with the new placement's shardings
-        plan.stack_cache = None
         if placement is None:  # back to one device, from an earlier call on several
             _gather(plan, jax.devices()[0])
     if placement is None:

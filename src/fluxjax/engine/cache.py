@@ -185,6 +185,7 @@ def clear_caches() -> None:
     """
     from .plan import LIVE
     from .run import REPLAY  # (run imports this module)
+    from .sources import STACKS
 
     LIVE.settle()  # a plan holding a model's parameters packed gives them back first
     for plan in PLANS.values():
@@ -192,6 +193,7 @@ def clear_caches() -> None:
     PLANS.clear()
     LAST.clear()
     REPLAY.clear()
+    STACKS.clear()
 
 
 def explain(loss: Callable[..., Any], target: Any, opt: Any) -> str:

@@ -161,7 +161,6 @@ class Plan:
         self.signature: Any = None
         self.signatures: list[Any] = []
         self.last_batch: Any = None
-        self.stack_cache: Any = None  # (the leaves of a list of batches, their stack)
         self.eta = first_eta(rules[0]) if rules else None
         # what a callback's StepContext gets: the number, or the schedule's value now
         self.callback_eta: Any = (

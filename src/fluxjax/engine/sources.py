@@ -21,6 +21,8 @@ count), and ``where(pos)`` says which epoch and batch a position is.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 import jax
@@ -180,9 +182,7 @@ class One(Source):
 
 
 class Stacked(Source):
-    """A list of equally shaped batches, stacked on the device (kept while they are the
-    same JAX arrays; NumPy arrays are stacked again each call, since the user may change
-    them in place). Stacking goes through host memory: it compiles nothing."""
+    """A list of equally shaped batches, stacked on the device (``_stack``)."""
 
     layout = "stack"
 
@@ -194,7 +194,7 @@ class Stacked(Source):
     def steps(self, run: Any, k: int) -> bool:
         if self.stacked is None:
             run.check_batch(self.batches[0], 0)
-            self.stacked = _stack(run.plan, self.batches)
+            self.stacked = _stack(self.batches)
             pl = run.plan.placement
             if pl is not None:  # split over the devices
                 self.stacked = pl.stacked(self.stacked)
@@ -202,17 +202,57 @@ class Stacked(Source):
         return True
 
 
-def _stack(plan: Any, batches: list[Any]) -> Any:
+class _Stacks:
+    """The device stacks of the last lists of batches, shared by every plan: keyed by the
+    identities of a list's JAX arrays, which it holds only weakly; at most ``MAX``, and
+    each dropped as soon as one of its arrays is freed. A model made anew over the same
+    list (a notebook cell run again) reuses its stack instead of adding a copy on the
+    device, and a list no longer used leaves no copy behind."""
+
+    MAX = 4
+
+    def __init__(self) -> None:
+        self.entries: OrderedDict[tuple[int, ...], tuple[list[Any], Any]] = OrderedDict()
+
+    def get(self, leaves: list[Any]) -> Any:
+        key = tuple(map(id, leaves))
+        hit = self.entries.get(key)
+        if hit is None or any(r() is not a for r, a in zip(hit[0], leaves)):
+            return None
+        self.entries.move_to_end(key)
+        return hit[1]
+
+    def put(self, leaves: list[Any], stacked: Any) -> None:
+        key = tuple(map(id, leaves))
+        entries = self.entries
+
+        def gone(_: Any, key: tuple[int, ...] = key) -> None:
+            entries.pop(key, None)
+
+        entries[key] = ([weakref.ref(a, gone) for a in leaves], stacked)
+        while len(entries) > self.MAX:
+            entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+STACKS = _Stacks()
+
+
+def _stack(batches: list[Any]) -> Any:
+    """``batches`` stacked on the device (``STACKS`` keeps it while they are the same JAX
+    arrays; NumPy arrays are stacked again each call, since the user may change them in
+    place). Stacking goes through host memory: it compiles nothing."""
     leaves = [a for b in batches for a in jax.tree_util.tree_leaves(b)]
-    cached = plan.stack_cache
-    if cached is not None and len(cached[0]) == len(leaves):
-        if all(a is b for a, b in zip(cached[0], leaves)):
-            return cached[1]
+    cached = STACKS.get(leaves)
+    if cached is not None:
+        return cached
     stacked = jax.tree_util.tree_map(
         lambda *xs: jax.device_put(np.stack([np.asarray(x) for x in xs])), *batches
     )
     if all(isinstance(a, jax.Array) for a in leaves):
-        plan.stack_cache = (leaves, stacked)
+        STACKS.put(leaves, stacked)
     return stacked
 
 
