@@ -353,6 +353,14 @@ def test_caches_let_go_of_callbacks_stay_bounded_and_clear():
         mm = model()
         fx.train(lambda x, y, mm=mm: fx.mse(mm(x), y), fx.params(mm), LIST[:1], fx.Descent(ETA))
     assert len(cache.PLANS) <= cache.MAX_PLANS
+    # a plan does not hold the batch it saw last (the per-epoch replay holds the last
+    # call's, epochs=1, until the next call)
+    x, y = np.ones((4, 1), np.float32), np.zeros((4, 1), np.float32)
+    xref = weakref.ref(x)
+    fx.train(loss, ps, [(x, y)], opt, epochs=2)
+    del x, y
+    gc.collect()
+    assert xref() is None
     # a plan holds its model (and, small, its parameters packed): fx.clear_caches gives
     # them back and lets go, and training the kept objects goes on where it was
     w_before = np.asarray(m.weight)

@@ -160,7 +160,7 @@ class Plan:
         self.t0 = 0
         self.signature: Any = None
         self.signatures: list[Any] = []
-        self.last_batch: Any = None
+        self.last_batch: Any = None  # the last batch seen, held weakly (sources.held)
         self.eta = first_eta(rules[0]) if rules else None
         # what a callback's StepContext gets: the number, or the schedule's value now
         self.callback_eta: Any = (

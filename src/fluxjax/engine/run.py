@@ -22,7 +22,7 @@ from . import cache, program, react
 from .history import TrainHistory
 from .plan import Plan
 from .schedule import Schedule, equivalent
-from .sources import One, open_source, same_batch, signature
+from .sources import One, held, open_source, same_batch, signature
 from .step import call_loss
 
 _WARNED: set[Any] = set()
@@ -264,7 +264,7 @@ class Run:
         """Warn (once) when a batch's shapes force a new compilation."""
         plan = self.plan
         if not same_batch(batch, plan.last_batch):
-            plan.last_batch = batch if type(batch) is tuple else None
+            plan.last_batch = held(batch)
             sig = signature(batch)
             if sig != plan.signature:
                 _new_signature(plan, sig, bi)

@@ -74,11 +74,27 @@ def open_source(data: Any, n_epochs: int, plan: Any, compiled: bool, seen: bool)
 
 
 def same_batch(batch: Any, last: Any) -> bool:
-    """True when ``batch`` is a tuple of the very arrays of the last batch (arrays are
-    immutable for JAX; a NumPy array's shape and dtype cannot change in place either)."""
+    """True when ``batch`` is a tuple of the very arrays of the last batch, ``last`` as
+    ``held`` keeps it (arrays are immutable for JAX; a NumPy array's shape and dtype
+    cannot change in place either)."""
     if last is None or type(batch) is not tuple or len(batch) != len(last):
         return False
-    return all(a is b for a, b in zip(batch, last))
+    return all(a is r() for a, r in zip(batch, last))
+
+
+def held(batch: Any) -> Any:
+    """A tuple batch as a plan remembers it (``same_batch``): by weak references, so that
+    a plan does not keep a batch the caller has let go; None for any other batch."""
+    if type(batch) is not tuple:
+        return None
+    return tuple(_weak(a) for a in batch)
+
+
+def _weak(a: Any) -> Any:
+    try:
+        return weakref.ref(a)
+    except TypeError:  # a number, a string: kept as it is
+        return lambda: a
 
 
 def _arrays(batch: Any) -> bool:
