@@ -389,8 +389,8 @@ def same_loader(loader: Any) -> None:
     """In a multi-process run, check once per loader that every process's ``DataLoader``
     takes the same steps: as many batches an epoch, of the same sizes, the same place in its
     epochs, the same shard count (and for ``shard=``, the same observation count and
-    shuffling), and (without ``collate``) arrays of the same trailing shapes and dtypes (one
-    small all-gather). Otherwise a process would wait in a collective that the
+    shuffling), and (without ``collate``) arrays of the same trailing shapes and dtypes
+    (``_gather_ints``: compiles nothing). Otherwise a process would wait in a collective that the
     others never reach; this raises a ``ValueError`` naming what differs instead.
 
     >>> import numpy as np, fluxjax as fx

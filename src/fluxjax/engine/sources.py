@@ -32,6 +32,7 @@ from .. import distributed
 from ..data import DataLoader
 from ..tree import is_array
 from . import policy
+from .cache import weak
 from .program import CAP
 
 
@@ -87,14 +88,7 @@ def held(batch: Any) -> Any:
     a plan does not keep a batch the caller has let go; None for any other batch."""
     if type(batch) is not tuple:
         return None
-    return tuple(_weak(a) for a in batch)
-
-
-def _weak(a: Any) -> Any:
-    try:
-        return weakref.ref(a)
-    except TypeError:  # a number, a string: kept as it is
-        return lambda: a
+    return tuple(weak(a) for a in batch)  # (a number, a string: kept as it is)
 
 
 def _arrays(batch: Any) -> bool:
