@@ -361,14 +361,67 @@ def test_caches_let_go_of_callbacks_stay_bounded_and_clear():
     del x, y
     gc.collect()
     assert xref() is None
-    # a plan holds its model (and, small, its parameters packed): fx.clear_caches gives
-    # them back and lets go, and training the kept objects goes on where it was
+    # fx.clear_caches drops every plan (the kept model's too, small, with its parameters
+    # held packed: they are given back), and training the kept objects goes on where it was
     w_before = np.asarray(m.weight)
-    mref = weakref.ref(mm)
     del mm
     fx.clear_caches()
     gc.collect()
-    assert mref() is None and not cache.PLANS
+    assert not cache.PLANS
     np.testing.assert_array_equal(m.weight, w_before)
     fx.train(loss, ps, LIST, opt)
     assert not np.array_equal(np.asarray(m.weight), w_before)
+
+
+def _per_epoch(m, b, cb):
+    opt = fx.Adam()
+    for _ in range(3):
+        fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [b], opt, cb=cb)
+
+
+FREED_RUNS = {  # how the model was trained -> a train call on (model, batch, callback)
+    "per-epoch loop": _per_epoch,
+    "fused list": lambda m, b, cb: fx.train(
+        lambda x, y: fx.mse(m(x), y), fx.params(m), [b] * 3, fx.Adam(), epochs=4, cb=cb
+    ),
+    "one step a call": lambda m, b, cb: fx.train(
+        lambda x, y: fx.mse(m(x), y), fx.params(m), [b] * 3, fx.Adam(), fuse=False, cb=cb
+    ),
+    "explicit, DataLoader": lambda m, b, cb: fx.train(
+        lambda mm, x, y: fx.mse(mm(x), y),
+        m,
+        fx.DataLoader(b, batchsize=2, shuffle=True),
+        fx.setup(fx.Adam(), m),
+        epochs=2,
+        cb=fx.every(2, cb),
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(FREED_RUNS))
+def test_a_model_let_go_is_freed_with_its_plan(how):
+    """The engine's caches hold no user object: once the caller lets go of a trained
+    model, its batch and its callback, they are freed (plans live in their models), with
+    no fx.clear_caches; a copy of a trained model does not take its plans along."""
+    import copy
+    import gc
+    import weakref
+
+    from fluxjax.engine import cache
+
+    def run() -> list:
+        m = fx.Chain(fx.Dense(3, 4, fx.relu), fx.Dense(4, 1))
+        b = (jnp.ones((4, 3)), jnp.zeros((4, 1)))
+        cb = lambda *a: None  # noqa: E731
+        FREED_RUNS[how](m, b, cb)
+        twin = copy.deepcopy(m)  # a copy leaves the plans behind (and trains with its own)
+        assert cache.PLANS_KEY in vars(m) and cache.PLANS_KEY not in vars(twin)
+        FREED_RUNS[how](twin, b, cb)
+        new = [weakref.ref(p) for p in cache.PLANS.plans() if id(p) not in before]
+        assert len(new) == 2  # the model's and the copy's
+        return [weakref.ref(o) for o in (m, twin, b[0], cb)] + new
+
+    before = {id(p) for p in cache.PLANS.plans()}
+    refs = run()
+    gc.collect()
+    assert [r() is None for r in refs] == [True] * 6

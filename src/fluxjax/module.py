@@ -35,6 +35,7 @@ import numpy as np
 from .convert import cpu, enable_x64, f32, f64, fmap, gpu  # noqa: F401  (fluxjax.module.f32, ...)
 from .tree import (  # noqa: F401  (re-exported: fluxjax.module.walk, ... stay importable)
     PACKED,
+    PLANS,
     Node,
     Path,
     Slot,
@@ -136,9 +137,11 @@ class Module(Node):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __getstate__(self) -> dict[str, Any]:
-        # copy, deepcopy and pickle see every array (none held packed by a training plan)
+        # copy, deepcopy and pickle see every array (none held packed by a training plan),
+        # and not the training plans kept for this module (a copy gets plans of its own)
         settle(self)
-        return self.__dict__
+        d = self.__dict__
+        return {k: v for k, v in d.items() if k != PLANS} if PLANS in d else d
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__

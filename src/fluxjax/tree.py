@@ -68,6 +68,7 @@ def is_array(x: Any) -> bool:
 
 
 PACKED = "_fx_packed"  # in a module's __dict__: the plan holding some of its arrays packed
+PLANS = "_fx_plans"  # in a module's __dict__: the training plans it keeps (engine.cache)
 
 
 def settle(m: Node) -> None:

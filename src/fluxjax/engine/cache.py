@@ -1,9 +1,10 @@
 """Finding the plan of a ``train`` call (internal).
 
-The plan of (loss, target, optimiser) is built once and kept in a bounded cache keyed by
-the loss's code and the identities of what its closure holds (so a ``lambda`` re-created
-each epoch maps to the same plan), the parameters and the optimiser. A plan is rebuilt when
-a module it was built from changes structure, or a rule's hyperparameters change.
+The plan of (loss, target, optimiser) is built once and kept by the modules it trains,
+found through a bounded weak index (``PlanCache``) keyed by the loss's code and the
+identities of what its closure holds (so a ``lambda`` re-created each epoch maps to the
+same plan), the parameters and the optimiser. A plan is rebuilt when a module it was built
+from changes structure, or a rule's hyperparameters change.
 
 The tutorial's loop calls ``train`` once per epoch with the same objects: that case is one
 identity comparison per argument and a version check (``find``'s first branch).
@@ -22,12 +23,12 @@ from ..optimise.base import Rule, rule_version
 from ..optimise.optax import as_rule
 from ..optimise.state import Leaf, OptimiserState, triples
 from ..params import Param, Params
+from ..tree import PLANS as PLANS_KEY
 from . import hyper
-from .plan import Plan
+from .plan import Plan, dead
 from .react import live_rules, take_rules
 from .scope import filled, loss_key
 
-PLANS: OrderedDict[Any, Plan] = OrderedDict()
 MAX_PLANS = 64
 
 
@@ -39,10 +40,74 @@ def weak(x: Any) -> Any:
         return lambda: x
 
 
+class PlanCache:
+    """The training plans, by key (``_build``), held by the modules they train.
+
+    A plan holds its model (the slots of its arrays, the loss), so a cache holding plans
+    would hold every model trained in the process. Instead each plan is kept in the
+    ``__dict__`` of the modules whose arrays it trains (``PLANS_KEY``; walks, copies and
+    pickles leave it out), and this index refers to it weakly: a model no longer used
+    elsewhere is freed with its plans and their compiled programs. The index holds at most
+    ``MAX_PLANS`` plans; the oldest gives its optimiser state back and leaves its modules.
+    Keys hold identities (``id``) only of objects the plan holds, so a key cannot be
+    reused by a new object while its plan lives.
+    """
+
+    def __init__(self) -> None:
+        self.index: OrderedDict[Any, Any] = OrderedDict()  # key -> weakref to its plan
+        self.loose: dict[Any, Plan] = {}  # plans no module holds (a loss seeing none)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def get(self, key: Any) -> Plan | None:
+        ref = self.index.get(key)
+        return None if ref is None else ref()
+
+    def plans(self) -> list[Plan]:
+        return [p for p in (r() for r in self.index.values()) if p is not None]
+
+    def put(self, key: Any, plan: Plan) -> None:
+        """Keep ``plan`` under ``key`` (where no plan is)."""
+        holders = plan.holders
+        for m in holders:
+            m.__dict__.setdefault(PLANS_KEY, {})[key] = plan
+        if not holders:
+            self.loose[key] = plan
+        self.index[key] = weakref.ref(plan, lambda r, key=key: self._gone(key, r))
+        while len(self.index) > MAX_PLANS:
+            self.drop(next(iter(self.index)))
+
+    def drop(self, key: Any) -> None:
+        """Forget the plan under ``key``: it gives the optimiser state back and leaves the
+        modules that held it."""
+        ref = self.index.pop(key, None)
+        plan = None if ref is None else ref()
+        self.loose.pop(key, None)
+        if plan is None:
+            return
+        plan.flush()
+        for m in plan.holders:
+            held = m.__dict__.get(PLANS_KEY)
+            if held is not None and held.get(key) is plan:
+                del held[key]
+
+    def _gone(self, key: Any, ref: Any) -> None:
+        if self.index.get(key) is ref:  # (not a newer plan under the same key)
+            del self.index[key]
+
+    def clear(self) -> None:
+        for key in list(self.index):
+            self.drop(key)
+
+
+PLANS = PlanCache()
+
+
 class LastCall:
-    """The (loss, target, optimiser) of the last ``train`` call and its plan, held weakly:
-    the tutorial's loop calls ``train`` once per epoch with the same objects, which is
-    then one identity comparison per argument and a version check."""
+    """The (loss, target, optimiser) of the last ``train`` call and its plan, all held
+    weakly: the tutorial's loop calls ``train`` once per epoch with the same objects, which
+    is then one identity comparison per argument and a version check."""
 
     def __init__(self) -> None:
         self.clear()
@@ -50,7 +115,11 @@ class LastCall:
     def clear(self) -> None:
         self.refs: tuple[Any, ...] = ()
         self.versions: Any = None
-        self.plan: Plan | None = None
+        self.ref: Any = dead
+
+    @property
+    def plan(self) -> Plan | None:
+        return self.ref()
 
     def same(self, loss: Any, target: Any, opt: Any) -> bool:
         """Whether these are the last call's objects, nothing about them changed."""
@@ -61,12 +130,13 @@ class LastCall:
             and refs[1]() is target
             and refs[2]() is opt
             and _versions(loss, target) == self.versions
-            and not self.plan.stale()
+            and (plan := self.ref()) is not None
+            and not plan.stale()
         )
 
     def set(self, loss: Any, target: Any, opt: Any, plan: Plan) -> None:
         self.refs = (weak(loss), weak(target), weak(opt))
-        self.versions, self.plan = _versions(loss, target), plan
+        self.versions, self.ref = _versions(loss, target), weakref.ref(plan)
 
 
 LAST = LastCall()
@@ -145,14 +215,14 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
     key, make = _build(loss, target, opt)
     plan = PLANS.get(key)
     if plan is not None and plan.stale():
-        plan.flush()
+        PLANS.drop(key)
         plan = None
     if plan is not None and plan.rules_version != rule_version():
         # opt.eta = ... or fx.adjust(state, ...) since it was compiled: a new learning rate
         # is a new number for the same program; another change, a new plan
         live = live_rules(plan)
         if hyper.key(live) != plan.rkey:
-            plan.flush()
+            PLANS.drop(key)
             plan = None
         else:
             plan.rules_version = rule_version()
@@ -160,36 +230,31 @@ def _lookup(loss: Any, target: Any, opt: Any) -> Plan:
     if plan is None:
         checks.check_target(target, opt)  # a state that fits the model, something to train
         plan = make()
-        PLANS[key] = plan
-        while len(PLANS) > MAX_PLANS:
-            PLANS.popitem(last=False)[1].flush()
+        PLANS.put(key, plan)
     return plan
 
 
 def clear_caches() -> None:
-    """Drop every training plan ``train`` keeps, with its compiled program and the data it
+    """Drop every training plan ``train`` keeps, with its compiled programs and the data it
     stacked on the device, after giving the parameters and the optimiser state back to the
-    model and the optimiser. A model and data no longer referenced elsewhere can then be
-    freed: ``train`` keeps the plans of its last 64 (loss, model, optimiser) combinations,
-    and a plan holds its model. The next ``train`` call builds and compiles its plan again;
-    nothing else changes (the optimiser's moments and step counts carry on).
+    model and the optimiser. A model let go needs none of this (its plans live in its
+    modules and are freed with it); this frees the compiled programs of models still in
+    use. The next ``train`` call builds and compiles its plan again; nothing else changes
+    (the optimiser's moments and step counts carry on).
 
-    >>> import gc, weakref, jax.numpy as jnp, fluxjax as fx
-    >>> m, x = fx.Dense(1, 1), jnp.ones((2, 1))
-    >>> _ = fx.train(lambda x, y: fx.mse(m(x), y), fx.params(m), [(x, x)], fx.Adam())
-    >>> alive = weakref.ref(m)
-    >>> del m
-    >>> fx.clear_caches(); _ = gc.collect()
-    >>> alive() is None
-    True
+    >>> import jax.numpy as jnp, fluxjax as fx
+    >>> m, opt = fx.Dense(1, 1), fx.Adam()
+    >>> loss = lambda x, y: fx.mse(m(x), y)
+    >>> _ = fx.train(loss, fx.params(m), [(jnp.ones((2, 1)), jnp.ones((2, 1)))], opt)
+    >>> fx.clear_caches()
+    >>> print(fx.explain(loss, fx.params(m), opt))
+    no plan yet: train(loss, target, data, opt) has not run with these objects
     """
     from .plan import LIVE
     from .run import REPLAY  # (run imports this module)
     from .sources import STACKS
 
     LIVE.settle()  # a plan holding a model's parameters packed gives them back first
-    for plan in PLANS.values():
-        plan.flush()
     PLANS.clear()
     LAST.clear()
     REPLAY.clear()

@@ -35,7 +35,6 @@ from . import cache, react
 from .history import TrainHistory
 from .plan import Plan
 from .run import REPLAY, Run, warn_once
-from .schedule import LAST_SCHEDULE
 from .scope import captured_arrays, loss_key
 from .sources import same_batch
 
@@ -160,7 +159,7 @@ def train(
         _warn_captured(plan, loss)
     if plan.placement is None and isinstance(data, DataLoader) and data.shard is not None:
         _warn_unshared(data)
-    sched = LAST_SCHEDULE.get(cb, steps_per_call)
+    sched = plan.schedules.get(cb, steps_per_call)
     hist = TrainHistory()
     run = Run(plan, sched, hist, compile, fuse, _bar(progress, data, epochs) if progress else None)
     run.args = (loss, target, opt)  # a callback may change Params: react.replan

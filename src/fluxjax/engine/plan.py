@@ -12,6 +12,7 @@ unpacks the live values back and gives up ownership.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,7 @@ from ..tree import HELD, PACKED, modules, walk
 from . import hyper, policy, program
 from .groups import Grouping
 from .packing import PACK_MAX, Packer
+from .schedule import LastSchedule
 from .scope import reachable
 
 LAG = 16  # the per-epoch loop may run this many calls ahead of its failure check
@@ -53,16 +55,31 @@ def _should_donate(entries: list[Param]) -> tuple[int, ...]:
 PACK_TOTAL = 1 << 16  # parameters held packed between calls: at most this many elements
 
 
+def dead() -> None:
+    """What a weak reference to nothing returns (a stand-in for ``weakref.ref``)."""
+    return None
+
+
 class _Live:
     """The one plan, if any, whose parameters are held packed between its compiled calls
-    (``Plan.hold``): one at a time, so that another plan never reads a model without them."""
+    (``Plan.hold``): one at a time, so that another plan never reads a model without them.
+    Held weakly: the model keeps it (``PACKED``), and a model freed needs no settling."""
 
     def __init__(self) -> None:
-        self.plan: Plan | None = None
+        self.ref: Any = dead
+
+    @property
+    def plan(self) -> Plan | None:
+        return self.ref()
+
+    @plan.setter
+    def plan(self, plan: Plan | None) -> None:
+        self.ref = dead if plan is None else weakref.ref(plan)
 
     def settle(self) -> None:
-        if self.plan is not None:
-            self.plan.settle()
+        plan = self.ref()
+        if plan is not None:
+            plan.settle()
 
 
 LIVE = _Live()
@@ -121,6 +138,12 @@ class Plan:
         ]
         owners = [s.owner for p in entries for s in p.slots]
         watched = {id(m): m for m in [*visible, *owners]}
+        # the modules that keep this plan (``cache.PlanCache``): those whose arrays it
+        # trains and the model given, else any the loss sees
+        mine = [*owners, *(r for r in roots if isinstance(r, Module))]
+        self.holders = list({id(m): m for m in mine or visible}.values())
+        self.replay: Any = None  # the Run kept to replay this plan's last call (run.Replay)
+        self.schedules = LastSchedule()  # the last call's callbacks, parsed
         # each module's structure counter now: a change to any of them makes this plan stale
         self.clock = STRUCTURE_CLOCK.now
         self.watch = [(m.__dict__, structure_version(m)) for m in watched.values()]

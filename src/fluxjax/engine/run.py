@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from typing import Any
 
 import jax
@@ -20,7 +21,7 @@ import numpy as np
 from ..callbacks import SkipException, StepContext, StopException
 from . import cache, program, react
 from .history import TrainHistory
-from .plan import Plan
+from .plan import Plan, dead
 from .schedule import Schedule, equivalent
 from .sources import One, held, open_source, same_batch, signature
 from .step import call_loss
@@ -107,6 +108,7 @@ class Run:
         self.src: Any = None
         self.last: Any = None  # (loss, epoch, batch index) of the last step
         self.args: Any = None  # (loss, target, opt) of the call, to find its plan again
+        self.kept: Any = None  # (callback, program) when kept for replaying (``Replay``)
 
     def go(self, data: Any, n_epochs: int, seen: bool = False) -> None:
         """Take ``n_epochs`` passes over ``data`` (``seen``: a list holding the batch of
@@ -303,19 +305,24 @@ class Replay:
     Everything a call checks or prepares is a function of what ``matches`` compares: the
     loss, target, optimiser and callback objects, the batch's arrays, the plan's cache
     entry (``cache.LAST.same``: versions, structure), the plan holding the optimiser state
-    and still having the program the call used. Anything else runs the full call."""
+    and still having the program the call used. Anything else runs the full call.
+
+    The kept ``Run`` is held by its plan (``plan.replay``), and here only weakly, with the
+    callback and the batch's arrays: a model let go is freed with it."""
 
     def __init__(self) -> None:
-        self.run: Run | None = None
-        self.cb: Any = None
-        self.fn: Any = None
+        self.ref: Any = dead
 
     def clear(self) -> None:
         """Keep nothing (``cache.clear_caches``)."""
-        self.run = self.cb = self.fn = None
+        run = self.ref()
+        if run is not None:
+            run.plan.replay = None
+        self.ref = dead
 
     def keep(self, run: Run, data: Any, cb: Any) -> None:
         """Keep ``run`` (just finished) for replaying, if it is a replayable call."""
+        self.clear()
         plan, sched = run.plan, run.sched
         fn = plan.programs.get(ONE)
         ok = (
@@ -331,34 +338,37 @@ class Replay:
             and run.bar is None
             and type(data[0]) is tuple
         )
-        self.run = run if ok else None
-        self.cb, self.fn = (cache.weak(cb), fn) if ok else (None, None)
+        if ok:
+            run.src.batch = None  # the next call's batch is compared with plan.last_batch
+            run.kept = (cache.weak(cb), fn)
+            plan.replay = run
+            self.ref = weakref.ref(run)
 
     def matches(self, loss: Any, target: Any, data: Any, opt: Any, cb: Any) -> bool:
-        run = self.run
+        run = self.ref()
         if run is None or type(data) is not list or len(data) != 1:
             return False
         plan = run.plan
         return (
-            equivalent(self.cb(), cb)  # the same callback, or the same lambda made again
+            equivalent(run.kept[0](), cb)  # the same callback, or the same lambda made again
             and cache.LAST.plan is plan
-            and (data[0] is run.src.batch or same_batch(data[0], plan.last_batch))
+            and same_batch(data[0], plan.last_batch)
             and cache.LAST.same(loss, target, opt)
             and plan.owns_state()
-            and plan.programs.get(ONE) is self.fn
+            and plan.programs.get(ONE) is run.kept[1]
         )
 
     def go(self, data: Any) -> TrainHistory:
         """The kept call again on ``data`` (which ``matches``): one step, the callbacks."""
-        run = self.run
+        run = self.ref()
         plan = run.plan
         run.hist = hist = TrainHistory()
         run.done = run.pos = 0
         run.call_start = plan.steps_done
         run.eta = plan.callback_eta
-        self.run = None  # kept again only when this call ends as the last one did
+        self.ref = dead  # kept again only when this call ends as the last one did
         try:
-            run._invoke(self.fn, (), data[0], None, 1, run.src)
+            run._invoke(run.kept[1], (), data[0], None, 1, run.src)
             run.last = (run.src.last_loss, 1, 0)
             if run.sched.active:
                 run._fire()
@@ -368,7 +378,9 @@ class Replay:
             e.history = hist  # type: ignore[attr-defined]
             raise
         if run.plan is plan:
-            self.run = run
+            self.ref = weakref.ref(run)
+        else:  # a callback rebuilt the plan (react.replan)
+            plan.replay = None
         return hist
 
 

@@ -199,9 +199,10 @@ def equivalent(a: Any, b: Any) -> bool:
     )
 
 
-class _LastSchedule:
-    """The callbacks of the last call, parsed (a loop of ``train`` calls passes the same
-    ``cb`` each time). Holds the callback weakly where it can."""
+class LastSchedule:
+    """The callbacks of a plan's last call, parsed (a loop of ``train`` calls passes the
+    same ``cb`` each time); each plan has its own (``Plan.schedules``), so the callbacks
+    live no longer than the model they train."""
 
     def __init__(self) -> None:
         self.cb: Any = None
@@ -223,6 +224,3 @@ class _LastSchedule:
             self.cb = cb
         self.steps_per_call = steps_per_call
         return self.schedule.fresh()
-
-
-LAST_SCHEDULE = _LastSchedule()
