@@ -264,6 +264,33 @@ def _():
 
 
 @row(
+    HYP,
+    "`for epoch in range(n): fx.train(loss, ps, data, fx.Adam())` (a new optimiser each "
+    "epoch: its state starts afresh each time, and each compiles the step again)",
+    UserWarning,
+    r"new optimiser, Adam\(.*starts from fresh state.*make it once, before the loop",
+)
+def _():
+    m = mlp()
+    loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
+    for _ in range(2):
+        fx.train(loss, fx.params(m), [(X, Y)], fx.Adam())
+
+
+@row(
+    HYP,
+    "`for epoch in range(n): fx.train(loss, m, data, fx.setup(fx.Adam(), m))` (the same, "
+    "explicit mode)",
+    UserWarning,
+    r"new optimiser, fx\.setup\(rule, model\).*state = fx\.setup\(fx\.Adam\(\), model\) before",
+)
+def _():
+    m = mlp()
+    for _ in range(2):
+        fx.train(lambda m, x, y: fx.mse(m(x), y), m, [(X, Y)], fx.setup(fx.Adam(), m))
+
+
+@row(
     FRZ,
     "a fully frozen state: `fx.freeze(st)` then `fx.train(loss, m, data, st)`",
     ValueError,

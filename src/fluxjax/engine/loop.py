@@ -30,7 +30,9 @@ import jax
 
 from .. import checks, distributed
 from ..data import DataLoader
-from ..optimise.optax import as_rule
+from ..optimise.optax import OptaxRule, as_rule
+from ..optimise.state import OptimiserState
+from ..params import Params
 from . import cache, react
 from .history import TrainHistory
 from .plan import Plan
@@ -149,6 +151,7 @@ def train(
     if not seen:
         checks.check_data(data, epochs)
     if plan is None:
+        _warn_fresh_optimiser(loss, target, opt)
         plan = cache.find(loss, target, opt)
     react.set_precision(plan, precision)  # "bfloat16": mixed precision, float32 masters
     if not plan.owns_state():
@@ -181,6 +184,40 @@ def train(
     if epochs == 1 and type(data) is list and len(data) == 1:
         REPLAY.keep(run, data, cb)
     return hist
+
+
+def _warn_fresh_optimiser(loss: Any, target: Any, opt: Any) -> None:
+    """The optimiser made anew each call (``fx.train(loss, ps, data, fx.Adam())`` inside
+    the epoch loop, or ``fx.setup`` there): a new object with the settings of the last
+    call's, on the same loss and parameters. As in Flux, it starts from fresh state; here
+    each new object also compiles the step again."""
+    refs = cache.LAST.refs
+    if not refs:
+        return
+    last_loss, last_target, last_opt = (r() for r in refs)
+    if last_opt is None or last_opt is opt or type(last_opt) is not type(opt):
+        return
+    if isinstance(opt, OptaxRule) or repr(last_opt) != repr(
+        opt
+    ):  # (settings unseen, or not the same)
+        return
+    same = last_target is target or (
+        isinstance(target, Params)
+        and isinstance(last_target, Params)
+        and last_target.key() == target.key()
+    )
+    if not same or last_loss is None or loss_key(last_loss) != loss_key(loss):
+        return
+    fresh = "fx.setup(rule, model)" if isinstance(opt, OptimiserState) else repr(opt)
+    warn_once(
+        ("fresh optimiser", loss_key(loss)),
+        f"train: this call was given a new optimiser, {fresh}, with the settings of the one "
+        "the last call on the same loss and parameters had. A new optimiser starts from "
+        "fresh state (momenta, step counts), as in Flux, and train compiles its step again "
+        "for it. If the state should carry on from epoch to epoch, make it once, before the "
+        "loop: opt = fx.Adam(); then fx.train(loss, ps, data, opt) in "
+        "the loop (explicit mode: state = fx.setup(fx.Adam(), model) before the loop).",
+    )
 
 
 def _warn_unshared(loader: Any) -> None:
