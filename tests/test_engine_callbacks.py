@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -425,3 +426,39 @@ def test_a_model_let_go_is_freed_with_its_plan(how):
     refs = run()
     gc.collect()
     assert [r() is None for r in refs] == [True] * 6
+
+
+def test_a_rule_kept_for_later_does_not_keep_the_models_it_trained():
+    """A rule used for many models (made once at the top of a script; an Optax
+    transformation, whose wrapper fluxjax caches) keeps implicit-mode state for each, as
+    Flux's ``opt.state`` does, but only while the model lives: a model let go is freed,
+    and its state with it; a model kept goes on from its own state."""
+    import gc
+    import weakref
+
+    import optax
+
+    opt, tx = fx.Adam(0.01), optax.adam(0.01)
+    b = (jnp.ones((4, 3)), jnp.zeros((4, 1)))
+    for rule in (opt, tx):
+        kept = fx.Chain(fx.Dense(3, 4, fx.relu), fx.Dense(4, 1))
+        twin = fx.Chain(fx.Dense(3, 4, fx.relu), fx.Dense(4, 1))
+        fx.loadmodel(twin, fx.state(kept))
+
+        def loss_of(m):
+            return lambda x, y: fx.mse(m(x), y)
+
+        refs = []
+        for _ in range(3):
+            m = fx.Chain(fx.Dense(3, 4, fx.relu), fx.Dense(4, 1))
+            fx.train(loss_of(m), fx.params(m), [b], rule)
+            fx.train(loss_of(kept), fx.params(kept), [b], rule)  # kept, between them
+            refs.append(weakref.ref(m))
+            del m
+        gc.collect()
+        assert [r() is None for r in refs] == [True] * 3
+        # the kept model's state carried on through all this: as three Adam steps in a row
+        fresh = optax.adam(0.01) if rule is tx else fx.Adam(0.01)
+        fx.train(loss_of(twin), fx.params(twin), [b] * 3, fresh)
+        for a, w in zip(jax.tree_util.tree_leaves(kept), jax.tree_util.tree_leaves(twin)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(w))

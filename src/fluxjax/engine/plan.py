@@ -22,7 +22,7 @@ import numpy as np
 
 from ..distributed import wrap
 from ..module import STRUCTURE_CLOCK, Module, structure_version
-from ..optimise.base import Rule, rule_version
+from ..optimise.base import Rule, dead, rule_version
 from ..optimise.state import implicit_state
 from ..params import Param, group
 from ..tree import HELD, PACKED, modules, walk
@@ -53,11 +53,6 @@ def _should_donate(entries: list[Param]) -> tuple[int, ...]:
 
 
 PACK_TOTAL = 1 << 16  # parameters held packed between calls: at most this many elements
-
-
-def dead() -> None:
-    """What a weak reference to nothing returns (a stand-in for ``weakref.ref``)."""
-    return None
 
 
 class _Live:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -316,12 +317,18 @@ class Rule:
 
 class Record:
     """One array's implicit-mode optimiser state: the rule's ``state``, the update count
-    ``t`` (None unless the rule has a schedule) and the ``module`` holding the array."""
+    ``t`` (None unless the rule has a schedule) and a weak reference to the ``module``
+    holding the array."""
 
     __slots__ = ("state", "t", "module")
 
     def __init__(self, state: Any, t: Any, module: Any) -> None:
         self.state, self.t, self.module = state, t, module
+
+
+def dead() -> None:
+    """What a weak reference to nothing returns (a stand-in for a ``weakref.ref``)."""
+    return None
 
 
 class ImplicitStore:
@@ -332,7 +339,27 @@ class ImplicitStore:
 
     def __init__(self) -> None:
         self.records: dict[Any, Record] = {}
-        self.owner: Any = None
+        self.ref: Any = dead
+
+    @property
+    def owner(self) -> Any:
+        """The plan holding the live state, held weakly: the plan lives in the modules it
+        trains (engine.cache), so it goes only with them, or after giving the state back."""
+        return self.ref()
+
+    @owner.setter
+    def owner(self, plan: Any) -> None:
+        self.ref = dead if plan is None else weakref.ref(plan)
+
+    def add(self, key: Any, module: Any, state: Any, t: Any) -> Record:
+        """A new record under ``key`` (the slot's ``(id(module), path)``), kept while
+        ``module`` lives: a rule kept for later (or in a cache) does not keep the models it
+        trained alive, and a module that later takes a freed one's ``id`` never meets its
+        state."""
+        recs = self.records
+        gone = weakref.ref(module, lambda _: recs.pop(key, None))
+        rec = recs[key] = Record(state, t, gone)
+        return rec
 
 
 def refuse_foreign_keywords(cls: type, kwargs: dict[str, Any]) -> None:

@@ -220,7 +220,7 @@ def implicit_state(opt: Rule, entries: list[Any]) -> list[Record]:
     for p in entries:  # the built-in rules set up their state without compiling anything
         if p.key() not in recs:
             t = jax.device_put(np.zeros((), np.int32)) if need_t else None
-            recs[p.key()] = Record(opt.init(p.get()), t, p.slots[0].owner)
+            store.add(p.key(), p.slots[0].owner, opt.init(p.get()), t)
     return [recs[p.key()] for p in entries]
 
 
