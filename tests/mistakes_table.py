@@ -273,7 +273,7 @@ def _():
 def _():
     m = mlp()
     loss = lambda x, y: fx.mse(m(x), y)  # noqa: E731
-    for _ in range(2):
+    for _ in range(3):
         fx.train(loss, fx.params(m), [(X, Y)], fx.Adam())
 
 
@@ -286,7 +286,7 @@ def _():
 )
 def _():
     m = mlp()
-    for _ in range(2):
+    for _ in range(3):
         fx.train(lambda m, x, y: fx.mse(m(x), y), m, [(X, Y)], fx.setup(fx.Adam(), m))
 
 

@@ -68,15 +68,16 @@ def test_csv_appends_across_runs_and_widens_the_header_for_a_new_metric(tmp_path
     m, loss, ps = setup_run()
     path = tmp_path / "log.csv"
     kw = dict(steps_per_call=1)
-    fx.train(loss, ps, [(X, Y)] * 4, fx.Descent(ETA), cb=fx.CSVLogger(path, every=2), **kw)
+    opt = fx.Descent(ETA)
+    fx.train(loss, ps, [(X, Y)] * 4, opt, cb=fx.CSVLogger(path, every=2), **kw)
 
     def metric(ctx):
         ctx.metrics["w"] = m.weight[0, 0]  # a device scalar, read by the logger
 
     # a new logger object on the same file: continues it (run 2, global step from 4)
     logger = fx.CSVLogger(path, every=2)
-    fx.train(loss, ps, [(X, Y)] * 4, fx.Descent(ETA), cb=[metric, logger], **kw)
-    fx.train(loss, ps, [(X, Y)] * 2, fx.Descent(ETA), cb=[metric, logger], **kw)
+    fx.train(loss, ps, [(X, Y)] * 4, opt, cb=[metric, logger], **kw)
+    fx.train(loss, ps, [(X, Y)] * 2, opt, cb=[metric, logger], **kw)
     df = pd.read_csv(path)
     assert list(df.columns)[-1] == "w"
     assert df["run"].tolist() == [1, 1, 2, 2, 3]

@@ -186,20 +186,31 @@ def train(
     return hist
 
 
+class _Renewals:
+    """How many calls in a row brought a new optimiser like the last call's
+    (``_warn_fresh_optimiser``), and the last of them (weakly)."""
+
+    def __init__(self) -> None:
+        self.count, self.last = 0, cache.weak(None)
+
+
+RENEWALS = _Renewals()
+
+
 def _warn_fresh_optimiser(loss: Any, target: Any, opt: Any) -> None:
     """The optimiser made anew each call (``fx.train(loss, ps, data, fx.Adam())`` inside
     the epoch loop, or ``fx.setup`` there): a new object with the settings of the last
-    call's, on the same loss and parameters. As in Flux, it starts from fresh state; here
-    each new object also compiles the step again."""
+    call's, on the same loss and parameters, in the second call in a row that does so (a
+    single second run after a first is not a loop). As in Flux, it starts from fresh
+    state; here each new object also compiles the step again."""
     refs = cache.LAST.refs
     if not refs:
         return
     last_loss, last_target, last_opt = (r() for r in refs)
     if last_opt is None or last_opt is opt or type(last_opt) is not type(opt):
         return
-    if isinstance(opt, OptaxRule) or repr(last_opt) != repr(
-        opt
-    ):  # (settings unseen, or not the same)
+    # an Optax rule's repr shows no settings; another repr, other settings
+    if isinstance(opt, OptaxRule) or repr(last_opt) != repr(opt):
         return
     same = last_target is target or (
         isinstance(target, Params)
@@ -208,15 +219,21 @@ def _warn_fresh_optimiser(loss: Any, target: Any, opt: Any) -> None:
     )
     if not same or last_loss is None or loss_key(last_loss) != loss_key(loss):
         return
+    renewed = RENEWALS.last() is last_opt  # the last call's optimiser was a new one too
+    RENEWALS.count = RENEWALS.count + 1 if renewed else 1
+    RENEWALS.last = cache.weak(opt)
+    if RENEWALS.count < 2:
+        return
     fresh = "fx.setup(rule, model)" if isinstance(opt, OptimiserState) else repr(opt)
     warn_once(
         ("fresh optimiser", loss_key(loss)),
-        f"train: this call was given a new optimiser, {fresh}, with the settings of the one "
-        "the last call on the same loss and parameters had. A new optimiser starts from "
-        "fresh state (momenta, step counts), as in Flux, and train compiles its step again "
-        "for it. If the state should carry on from epoch to epoch, make it once, before the "
-        "loop: opt = fx.Adam(); then fx.train(loss, ps, data, opt) in "
-        "the loop (explicit mode: state = fx.setup(fx.Adam(), model) before the loop).",
+        f"train: this call was given a new optimiser, {fresh}, with the settings of the "
+        "ones the last two calls on the same loss and parameters had. Each new optimiser "
+        "starts from fresh state (its momenta and step counts, if it keeps any), as in "
+        "Flux, and train compiles its step again for it. If the state should carry on from "
+        "epoch to epoch, make it once, before the loop: opt = fx.Adam(); then "
+        "fx.train(loss, ps, data, opt) in the loop (explicit mode: "
+        "state = fx.setup(fx.Adam(), model) before the loop).",
     )
 
 
