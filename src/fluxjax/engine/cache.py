@@ -65,7 +65,8 @@ class PlanCache:
         return None if ref is None else ref()
 
     def plans(self) -> list[Plan]:
-        return [p for p in (r() for r in self.index.values()) if p is not None]
+        refs = list(self.index.values())  # (a collection may drop entries meanwhile)
+        return [p for p in (r() for r in refs) if p is not None]
 
     def put(self, key: Any, plan: Plan) -> None:
         """Keep ``plan`` under ``key`` (where no plan is)."""
